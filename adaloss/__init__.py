@@ -1,0 +1,16 @@
+"""adaloss: online loss-function learning (AdaLFL) as a drop-in optimizer wrapper."""
+
+from adaloss.losses import LossNetwork, ML3Network, SmoothLeakyReLU, TaylorLoss
+from adaloss.tasks import BinaryClassification, Classification, Regression, Task
+
+__all__ = [
+    "BinaryClassification",
+    "Classification",
+    "LossNetwork",
+    "ML3Network",
+    "Regression",
+    "SmoothLeakyReLU",
+    "Task",
+    "TaylorLoss",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,79 @@
+"""How dL_val/dϕ is computed: one module per engine, one shared contract.
+
+Both engines take the training forward's output ``out`` (still attached to θ_t)
+and return a :class:`Hypergradient` without changing anything: the optimizer
+checks it for non-finite values and only then commits θ_{t+1}, the optimizer
+state and the meta step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from adaloss.inner import DifferentiableUpdate, NewState
+from adaloss.modelcalls import RNGReplay, call, running_stats_frozen
+from adaloss.tasks import Task
+
+Tensors = tuple[torch.Tensor, ...]
+
+
+@dataclass
+class MetaStep:
+    """The inputs of one meta step."""
+
+    model: nn.Module
+    names: list[str]  # functional_call names of ``params``
+    params: list[nn.Parameter]  # θ_t: the trainable parameters the optimizer updates
+    update: DifferentiableUpdate
+    loss: nn.Module  # M_ϕ
+    meta_params: list[nn.Parameter]  # ϕ
+    task: Task
+    x: torch.Tensor
+    y: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    rng: RNGReplay  # RNG state before the training forward
+
+    def learned_loss(self, out: torch.Tensor) -> torch.Tensor:
+        return self.loss(*self.task.learned_loss_inputs(out, self.y))
+
+    def validation_loss(self, new_params: Tensors) -> torch.Tensor:
+        """L_T on the validation batch at θ_{t+1}; BatchNorm statistics stay as they are.
+
+        The model stays in its current (train) mode: BatchNorm normalizes with the
+        validation batch's statistics and dropout is active, as in the paper's
+        implementation, which differentiates the train-mode model throughout.
+        """
+        with running_stats_frozen(self.model):
+            return self.task.loss(call(self.model, self.names, new_params, self.x_val), self.y_val)
+
+
+@dataclass
+class Hypergradient:
+    """What an engine computed for one step; nothing is applied yet."""
+
+    learned_loss: torch.Tensor
+    base_grads: Tensors
+    new_params: Tensors  # θ_{t+1}, detached
+    new_state: NewState
+    task_loss: torch.Tensor  # L_T(θ_{t+1}) on the validation batch
+    meta_grads: Tensors  # dL_T/dϕ
+
+
+def grads_or_zeros(grads, inputs) -> Tensors:
+    """``torch.autograd.grad(..., allow_unused=True)`` with None replaced by zeros."""
+    return tuple(
+        torch.zeros_like(i) if g is None else g for g, i in zip(grads, inputs, strict=True)
+    )
+
+
+def meta_gradient(objective: torch.Tensor, meta_params: list[nn.Parameter]) -> Tensors:
+    """d objective / dϕ; empty for a parameter-free loss (then only θ moves)."""
+    if not meta_params:
+        return ()
+    return grads_or_zeros(
+        torch.autograd.grad(objective, meta_params, allow_unused=True), meta_params
+    )

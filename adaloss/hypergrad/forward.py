@@ -1,0 +1,87 @@
+"""Exact one-step engine: no backward through a backward pass.
+
+With h = ∂M_ϕ/∂f at f = f_θt(x) (B×C), g = J_fᵀ h and v = ∇_θ L_T(θ_{t+1}):
+
+    dL_T/dϕ = (∂h/∂ϕ)ᵀ · J_f · (∂U/∂g)ᵀ · v
+
+1. w = (∂U/∂g)ᵀ v: a VJP through TorchOpt's functional update (torch.func.vjp).
+2. u = J_f w: one forward-mode JVP through the model at θ_t on the training batch,
+   replaying the training forward's dropout mask, BatchNorm statistics untouched.
+3. dL_T/dϕ = ∇_ϕ ⟨stop_grad(u), h(ϕ)⟩: a backward through the tiny loss network.
+
+No graph through the model outlives the step, so memory stays that of a plain step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import jvp, vjp
+
+from adaloss.hypergrad import Hypergradient, MetaStep, Tensors, grads_or_zeros, meta_gradient
+from adaloss.modelcalls import call, running_stats_frozen
+
+JVP_METHODS = ("autograd", "finite_difference")
+
+
+def _model_jvp(step: MetaStep, primals: Tensors, tangents: Tensors) -> torch.Tensor:
+    """J_f · tangents at θ_t on the training batch, by forward-mode AD."""
+
+    def f(*params: torch.Tensor) -> torch.Tensor:
+        return call(step.model, step.names, params, step.x)
+
+    with step.rng.replay(), running_stats_frozen(step.model):
+        return jvp(f, primals, tangents)[1]
+
+
+def _model_jvp_finite_difference(
+    step: MetaStep, primals: Tensors, tangents: Tensors
+) -> torch.Tensor:
+    """J_f · tangents by a central difference (two extra forwards, error O(ε²)).
+
+    ε = ε_mach^(1/3) · (1 + ‖θ‖) / ‖w‖ balances truncation (∝ ε²) against
+    rounding (∝ ε_mach/ε): about 1e-5 relative in float64, 1e-2 to 1e-3 in float32.
+    """
+    eps_mach = torch.finfo(primals[0].dtype).eps
+    theta_norm = torch.sqrt(sum((p.double() ** 2).sum() for p in primals))
+    w_norm = torch.sqrt(sum((t.double() ** 2).sum() for t in tangents))
+    if w_norm == 0:
+        return torch.zeros_like(call(step.model, step.names, primals, step.x))
+    eps = float(eps_mach ** (1 / 3) * (1 + theta_norm) / w_norm)
+    outs = []
+    with torch.no_grad(), running_stats_frozen(step.model):
+        for sign in (1.0, -1.0):
+            shifted = tuple(p + sign * eps * t for p, t in zip(primals, tangents, strict=True))
+            with step.rng.replay():
+                outs.append(call(step.model, step.names, shifted, step.x))
+    return (outs[0] - outs[1]) / (2 * eps)
+
+
+def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd") -> Hypergradient:
+    """Exact dL_T(θ_{t+1}(ϕ))/dϕ for one base step, in forward mode."""
+    # h(ϕ) = ∂M_ϕ/∂f, kept differentiable in ϕ; the graph spans only the loss network.
+    f = out.detach().requires_grad_()
+    learned = step.learned_loss(f)
+    (h,) = torch.autograd.grad(learned, f, create_graph=True)
+    params = tuple(p.detach() for p in step.params)
+    grads = grads_or_zeros(
+        torch.autograd.grad(out, step.params, grad_outputs=h.detach(), allow_unused=True), params
+    )
+    updates, vjp_update, new_state = vjp(step.update.function(params), grads, has_aux=True)
+    new_params = tuple(p + u for p, u in zip(params, updates, strict=True))
+
+    leaves = tuple(p.requires_grad_() for p in new_params)
+    task_loss = step.validation_loss(leaves)
+    v = grads_or_zeros(torch.autograd.grad(task_loss, leaves, allow_unused=True), leaves)
+    (w,) = vjp_update(v)
+
+    model_jvp = _model_jvp if jvp_method == "autograd" else _model_jvp_finite_difference
+    u = model_jvp(step, params, tuple(w))
+    meta_grads = meta_gradient((h * u.reshape(h.shape)).sum(), step.meta_params)
+    return Hypergradient(
+        learned_loss=learned.detach(),
+        base_grads=grads,
+        new_params=tuple(p.detach() for p in new_params),
+        new_state=new_state,
+        task_loss=task_loss.detach(),
+        meta_grads=meta_grads,
+    )

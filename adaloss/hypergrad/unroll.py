@@ -1,0 +1,44 @@
+"""Reference engine: differentiate through TorchOpt's update (the paper's way).
+
+g = ∇_θ M_ϕ is built with ``create_graph=True``, TorchOpt's functional update
+turns it into θ_{t+1}(ϕ), and L_T(θ_{t+1}) is backpropagated to ϕ: a backward
+through a backward. Plain and readable; the forward engine is tested against it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from adaloss.hypergrad import Hypergradient, MetaStep, Tensors, grads_or_zeros, meta_gradient
+from adaloss.inner import NewState
+
+
+def differentiable_step(
+    step: MetaStep, params: Tensors, out: torch.Tensor, previous: NewState | None = None
+) -> tuple[torch.Tensor, Tensors, Tensors, NewState]:
+    """θ_{i+1}(ϕ) from the model output ``out`` at ``params``: (M_ϕ, g, θ_{i+1}, new state).
+
+    ``previous`` chains the optimizer state of an earlier differentiable step.
+    """
+    learned = step.learned_loss(out)
+    grads = grads_or_zeros(
+        torch.autograd.grad(learned, params, create_graph=True, allow_unused=True), params
+    )
+    updates, new_state = step.update.function(params, previous=previous)(grads)
+    new_params = tuple(p + u for p, u in zip(params, updates, strict=True))
+    return learned, grads, new_params, new_state
+
+
+def hypergradient(step: MetaStep, out: torch.Tensor) -> Hypergradient:
+    """One-step unrolled hypergradient dL_T(θ_{t+1}(ϕ))/dϕ."""
+    learned, grads, new_params, new_state = differentiable_step(step, tuple(step.params), out)
+    task_loss = step.validation_loss(new_params)
+    meta_grads = meta_gradient(task_loss, step.meta_params)
+    return Hypergradient(
+        learned_loss=learned.detach(),
+        base_grads=tuple(g.detach() for g in grads),
+        new_params=tuple(p.detach() for p in new_params),
+        new_state=new_state,
+        task_loss=task_loss.detach(),
+        meta_grads=meta_grads,
+    )

@@ -1,0 +1,388 @@
+"""MetaLossOptimizer: AdaLFL as a drop-in replacement for ``backward(); step()``.
+
+``opt.step(x, y, x_val, y_val)`` trains the model on a learned loss M_ϕ and, after
+the base update, takes one meta step on ϕ to lower the task loss of the updated
+model on the validation batch (paper Algorithm 2). ``opt.initialize(...)`` is the
+offline ML3 phase that gives ϕ a sensible start (Algorithm 1).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from adaloss.hypergrad import Hypergradient, MetaStep, forward, grads_or_zeros, unroll
+from adaloss.inner import DifferentiableUpdate
+from adaloss.losses import LossNetwork
+from adaloss.modelcalls import RNGReplay, parameter_names, restore_buffers, snapshot_running_stats
+from adaloss.tasks import Task, check_finite
+
+ENGINES = ("forward", "unroll")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one ``step`` did. Losses are detached 0-dim tensors (no device sync)."""
+
+    learned_loss: torch.Tensor  # M_ϕ on the training batch at θ_t (the base loss)
+    task_loss: torch.Tensor | None  # L_T on the validation batch at θ_{t+1}; None without meta step
+    meta_updated: bool  # whether ϕ took a step
+    skipped: bool = False  # rejected for non-finite values: nothing changed
+
+
+def cycle(batches: Iterable) -> Iterator:
+    """Repeat an iterable of batches forever; DataLoaders reshuffle every pass."""
+    if iter(batches) is batches:  # a one-shot iterator: use it as it is
+        yield from batches
+        raise ValueError("the batch iterator ran out during initialize(); pass a re-iterable")
+    while True:
+        empty = True
+        for batch in batches:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("initialize() got an empty iterable of batches")
+
+
+def _all_finite(tensors) -> bool:
+    tensors = [t for t in tensors if t.numel()]
+    if not tensors:
+        return True
+    return bool(torch.isfinite(torch.stack([t.detach().sum() for t in tensors])).all())
+
+
+class OnlineMetaOptimizer:
+    """Shared machinery of the online meta-learners (learned loss, learned learning rate).
+
+    Behaves like an optimizer where that is natural: ``param_groups`` and
+    ``state`` are the base optimizer's, ``zero_grad`` is forwarded, so schedulers
+    and checkpoint code work with either object.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        base_optimizer: torch.optim.Optimizer,
+        task: Task,
+        meta_params: list[nn.Parameter],
+        meta_optimizer: torch.optim.Optimizer | None,
+        meta_lr: float,
+        meta_every: int,
+        online: bool,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if not isinstance(task, Task):
+            raise TypeError(f"task must be an adaloss Task, got {type(task).__name__}")
+        if not isinstance(meta_every, int) or meta_every < 1:
+            raise ValueError(f"meta_every must be an integer >= 1, got {meta_every!r}")
+        if meta_lr < 0:
+            raise ValueError(f"meta_lr must be >= 0, got {meta_lr}")
+        self.model = model
+        self.base_optimizer = base_optimizer
+        self.update = DifferentiableUpdate(base_optimizer)
+        parameter_names(model, self.update.params())  # fails early for foreign tensors
+        self.task = task
+        self.meta_params = meta_params
+        if meta_optimizer is None and meta_params:
+            meta_optimizer = torch.optim.Adam(meta_params, lr=meta_lr)
+        self.meta_optimizer = meta_optimizer
+        self.meta_every = meta_every
+        self.online = online
+        self.steps = 0
+        self.skipped_steps = 0
+
+    # -- optimizer look-alike -------------------------------------------------------------
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.base_optimizer.param_groups
+
+    @property
+    def state(self):
+        return self.base_optimizer.state
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.base_optimizer.zero_grad(set_to_none=set_to_none)
+
+    @property
+    def device(self) -> torch.device:
+        params = self.update.params()
+        return params[0].device if params else torch.device("cpu")
+
+    # -- checks ---------------------------------------------------------------------------
+    def _check_batch(self, x, y, x_val, y_val) -> tuple[torch.Tensor, torch.Tensor]:
+        if (x_val is None) != (y_val is None):
+            raise ValueError("pass both x_val and y_val, or neither (meta-objective on x, y)")
+        pairs = [("x", "y", x, y)]
+        if x_val is not None:
+            pairs.append(("x_val", "y_val", x_val, y_val))
+        for xname, yname, xs, ys in pairs:
+            if not isinstance(xs, torch.Tensor):
+                raise ValueError(f"{xname} must be a torch.Tensor, got {type(xs).__name__}")
+            if xs.dim() == 0 or xs.shape[0] == 0:
+                raise ValueError(
+                    f"{xname} must have a non-empty batch dimension; got {tuple(xs.shape)}"
+                )
+            check_finite(xname, xs)
+            try:
+                self.task.check_targets(ys, xs.shape[0])
+            except ValueError as err:
+                raise ValueError(f"{yname}: {err}") from None
+        return (x, y) if x_val is None else (x_val, y_val)
+
+    # -- the step -------------------------------------------------------------------------
+    def _meta_step(self, x, y, x_val, y_val, rng: RNGReplay) -> MetaStep:
+        params = self.update.params()
+        return MetaStep(
+            model=self.model,
+            names=parameter_names(self.model, params),
+            params=params,
+            update=self.update,
+            loss=self._base_loss_module(),
+            meta_params=self.meta_params,
+            task=self.task,
+            x=x,
+            y=y,
+            x_val=x_val,
+            y_val=y_val,
+            rng=rng,
+        )
+
+    def _base_loss_module(self) -> nn.Module:
+        raise NotImplementedError
+
+    def _hypergradient(self, step: MetaStep, out: torch.Tensor) -> Hypergradient:
+        raise NotImplementedError
+
+    def _after_meta_step(self) -> None:
+        """Hook: runs after ϕ changed (Meta-LR writes the learned rate into param_groups)."""
+
+    def _forward(self, x: torch.Tensor):
+        """Training forward: returns (output, RNG before it, BatchNorm snapshot)."""
+        rng = RNGReplay(self.device)
+        stats = snapshot_running_stats(self.model)
+        out = self.model(x)
+        try:
+            self.task.check_outputs(out, x.shape[0])
+        except ValueError:
+            restore_buffers(stats)
+            raise
+        return out, rng, stats
+
+    def _reject(self, stats, what: str) -> StepResult:
+        restore_buffers(stats)
+        self.skipped_steps += 1
+        warnings.warn(
+            f"adaloss: step rejected, {what} is not finite; parameters, loss and optimizer "
+            f"states are unchanged ({self.skipped_steps} skipped so far)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return StepResult(
+            learned_loss=torch.tensor(float("nan")),
+            task_loss=None,
+            meta_updated=False,
+            skipped=True,
+        )
+
+    @torch.no_grad()
+    def _commit(self, params: list[nn.Parameter], new_params, new_state, meta_grads) -> None:
+        for p, new in zip(params, new_params, strict=True):
+            p.copy_(new)
+        self.update.commit(new_state)
+        if meta_grads is not None and self.meta_params:
+            for phi, g in zip(self.meta_params, meta_grads, strict=True):
+                phi.grad = g.detach()
+            self.meta_optimizer.step()
+            self.meta_optimizer.zero_grad(set_to_none=True)
+            self._after_meta_step()
+
+    def step(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        x_val: torch.Tensor | None = None,
+        y_val: torch.Tensor | None = None,
+    ) -> StepResult:
+        """One base step on the learned objective, then (every ``meta_every`` steps) one meta step.
+
+        Replaces ``loss.backward(); optimizer.step(); optimizer.zero_grad()``. Without
+        ``x_val, y_val`` the meta-objective is measured on the training batch (the
+        paper's "AdaLFL (Training)" variant). Bad input raises ``ValueError`` before
+        anything changes; a non-finite loss or gradient rejects the whole step.
+        """
+        x_val, y_val = self._check_batch(x, y, x_val, y_val)
+        meta = self.online and self.steps % self.meta_every == 0
+        out, rng, stats = self._forward(x)
+        params = self.update.params()
+        if meta:
+            hg = self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out)
+            for what, tensors in (
+                ("the learned loss", [hg.learned_loss]),
+                ("the base gradient", hg.base_grads),
+                ("the updated parameters", hg.new_params),
+                ("the meta-gradient", hg.meta_grads),
+            ):
+                if not _all_finite(tensors):
+                    return self._reject(stats, what)
+            self._commit(params, hg.new_params, hg.new_state, hg.meta_grads)
+            result = StepResult(hg.learned_loss, hg.task_loss, meta_updated=bool(self.meta_params))
+        else:
+            learned = self._base_loss_module()(*self._loss_inputs(out, y))
+            grads = grads_or_zeros(torch.autograd.grad(learned, params, allow_unused=True), params)
+            if not _all_finite([learned]):
+                return self._reject(stats, "the learned loss")
+            if not _all_finite(grads):
+                return self._reject(stats, "the base gradient")
+            self._plain_update(params, grads)
+            result = StepResult(learned.detach(), None, meta_updated=False)
+        self.steps += 1
+        return result
+
+    def _loss_inputs(self, out, y):
+        return self.task.learned_loss_inputs(out, y)
+
+    def _plain_update(self, params, grads) -> None:
+        """A step of the base optimizer itself (torch's own kernels) with the given gradients."""
+        saved = [p.grad for p in params]
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+        self.base_optimizer.step()
+        for p, g in zip(params, saved, strict=True):
+            p.grad = g
+
+    def meta_gradient(self, x, y, x_val=None, y_val=None) -> tuple[torch.Tensor, ...]:
+        """dL_T/dϕ for one step from the current state, without changing anything."""
+        x_val, y_val = self._check_batch(x, y, x_val, y_val)
+        out, rng, stats = self._forward(x)
+        try:
+            return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out).meta_grads
+        finally:
+            restore_buffers(stats)
+
+    # -- offline initialization ----------------------------------------------------------
+    def initialize(
+        self,
+        train_batches: Iterable,
+        val_batches: Iterable | None = None,
+        steps: int = 2500,
+        meta_lr: float = 1e-3,
+        inner_steps: int = 1,
+        progress: bool = False,
+    ) -> list[float]:
+        """Offline meta-learning of ϕ from the initial model (ML3; paper Algorithm 1).
+
+        Each of ``steps`` outer iterations resets θ to θ_0 with fresh optimizer state,
+        takes ``inner_steps`` differentiable base steps on training batches, measures
+        L_T on a validation batch and steps ϕ with a fresh Adam at ``meta_lr``. The
+        model and optimizer state end as they started. Returns the validation task
+        loss of every outer iteration.
+        """
+        if not self.meta_params:
+            raise ValueError("initialize() needs meta-parameters to learn; this one has none")
+        if steps < 0 or inner_steps < 1:
+            raise ValueError(f"need steps >= 0 and inner_steps >= 1; got {steps}, {inner_steps}")
+        from adaloss.offline import run_initialization
+
+        return run_initialization(
+            self, train_batches, val_batches, steps, meta_lr, inner_steps, progress
+        )
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "base_optimizer": self.base_optimizer.state_dict(),
+            "meta_params": [p.detach().clone() for p in self.meta_params],
+            "meta_optimizer": self.meta_optimizer.state_dict() if self.meta_optimizer else None,
+            "steps": self.steps,
+            "skipped_steps": self.skipped_steps,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict["meta_params"]
+        expected = [tuple(p.shape) for p in self.meta_params]
+        if [tuple(s.shape) for s in saved] != expected:
+            raise ValueError(
+                f"state_dict's meta-parameters do not match: expected shapes {expected}, "
+                f"got {[tuple(s.shape) for s in saved]}"
+            )
+        self.base_optimizer.load_state_dict(state_dict["base_optimizer"])
+        with torch.no_grad():
+            for p, s in zip(self.meta_params, saved, strict=True):
+                p.copy_(s)
+        if self.meta_optimizer is not None and state_dict["meta_optimizer"] is not None:
+            self.meta_optimizer.load_state_dict(state_dict["meta_optimizer"])
+        self.steps = state_dict["steps"]
+        self.skipped_steps = state_dict["skipped_steps"]
+        self._after_meta_step()
+
+
+class MetaLossOptimizer(OnlineMetaOptimizer):
+    """Train ``model`` on a learned loss M_ϕ that adapts after every step (AdaLFL).
+
+    Args:
+        model: any ``nn.Module``.
+        base_optimizer: ``torch.optim.SGD``, ``Adam`` or ``AdamW`` over the model's
+            parameters; it stays authoritative (schedulers, its state_dict).
+        task: ``Classification(C)``, ``BinaryClassification()`` or ``Regression(n)``.
+        loss: the learned loss, any module ``(pred, target) -> scalar`` on the task's
+            mapped (B, C) tensors; default ``LossNetwork()`` on the model's device/dtype.
+        meta_optimizer: default ``torch.optim.Adam(loss.parameters(), lr=meta_lr)``.
+        meta_lr: online meta learning rate η (paper: 1e-5).
+        hypergrad: ``"forward"`` (exact forward-mode engine, default) or ``"unroll"``
+            (the reference: backprop through TorchOpt's differentiable update).
+        meta_every: update ϕ on every k-th step only; the others are plain base steps.
+        online: ``False`` keeps ϕ fixed after ``initialize()``: the ML3 baseline.
+        jvp: ``"autograd"`` (forward-mode AD) or ``"finite_difference"`` (central
+            difference, for models with operations that lack forward-mode rules).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        base_optimizer: torch.optim.Optimizer,
+        task: Task,
+        loss: nn.Module | None = None,
+        meta_optimizer: torch.optim.Optimizer | None = None,
+        meta_lr: float = 1e-5,
+        hypergrad: str = "forward",
+        meta_every: int = 1,
+        online: bool = True,
+        jvp: str = "autograd",
+    ) -> None:
+        if hypergrad not in ENGINES:
+            raise ValueError(f"hypergrad must be one of {ENGINES}, got {hypergrad!r}")
+        if jvp not in forward.JVP_METHODS:
+            raise ValueError(f"jvp must be one of {forward.JVP_METHODS}, got {jvp!r}")
+        if loss is None:
+            reference = next(iter(model.parameters()), None)
+            loss = LossNetwork()
+            if reference is not None:
+                loss = loss.to(device=reference.device, dtype=reference.dtype)
+        self.loss = loss
+        self.hypergrad = hypergrad
+        self.jvp = jvp
+        meta_params = [p for p in loss.parameters() if p.requires_grad]
+        super().__init__(
+            model, base_optimizer, task, meta_params, meta_optimizer, meta_lr, meta_every, online
+        )
+
+    def _base_loss_module(self) -> nn.Module:
+        return self.loss
+
+    def _hypergradient(self, step: MetaStep, out: torch.Tensor) -> Hypergradient:
+        if self.hypergrad == "unroll":
+            return unroll.hypergradient(step, out)
+        return forward.hypergradient(step, out, self.jvp)
+
+    def __repr__(self) -> str:
+        return (
+            f"MetaLossOptimizer(base={type(self.base_optimizer).__name__}, task={self.task!r}, "
+            f"loss={type(self.loss).__name__}, hypergrad={self.hypergrad!r}, "
+            f"meta_every={self.meta_every}, online={self.online})"
+        )
