@@ -1,6 +1,8 @@
 """adaloss: online loss-function learning (AdaLFL) as a drop-in optimizer wrapper."""
 
 from adaloss.losses import LossNetwork, ML3Network, SmoothLeakyReLU, TaylorLoss
+from adaloss.metalr import MetaLROptimizer
+from adaloss.optimizer import MetaLossOptimizer, StepResult
 from adaloss.tasks import BinaryClassification, Classification, Regression, Task
 
 __all__ = [
@@ -8,8 +10,11 @@ __all__ = [
     "Classification",
     "LossNetwork",
     "ML3Network",
+    "MetaLROptimizer",
+    "MetaLossOptimizer",
     "Regression",
     "SmoothLeakyReLU",
+    "StepResult",
     "Task",
     "TaylorLoss",
 ]

@@ -27,6 +27,7 @@ SUPPORTED = (
 )
 
 Tensors = tuple[torch.Tensor, ...]
+ADAM_EPS_ROOT = 1e-30
 
 
 def _unsupported(message: str) -> TypeError:
@@ -74,19 +75,19 @@ class DifferentiableUpdate:
                 weight_decay=group["weight_decay"],
                 nesterov=group["nesterov"],
             )
-        elif isinstance(self.optimizer, torch.optim.AdamW) or group.get("decoupled_weight_decay"):
-            tx = torchopt.adamw(
-                lr,
-                betas=tuple(group["betas"]),
-                eps=group["eps"],
-                weight_decay=group["weight_decay"],
-            )
         else:
-            tx = torchopt.adam(
+            decoupled = isinstance(self.optimizer, torch.optim.AdamW) or group.get(
+                "decoupled_weight_decay", False
+            )
+            tx = (torchopt.adamw if decoupled else torchopt.adam)(
                 lr,
                 betas=tuple(group["betas"]),
                 eps=group["eps"],
                 weight_decay=group["weight_decay"],
+                # √v has an infinite derivative at v = 0 (a gradient that is exactly zero,
+                # e.g. a dead ReLU), which turns the hypergradient into NaN; a root term far
+                # below any representable gradient² keeps it finite and the update unchanged.
+                eps_root=ADAM_EPS_ROOT,
             )
         if started:
             # TorchOpt's momentum trace treats its first call like torch's first step

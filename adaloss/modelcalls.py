@@ -75,6 +75,12 @@ class RNGReplay:
         self.cpu = torch.get_rng_state()
         self.accel = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
 
+    def rewind(self) -> None:
+        """Set the RNG back to the captured state for good (to redo a forward)."""
+        torch.set_rng_state(self.cpu)
+        if self.accel is not None:
+            torch.cuda.set_rng_state(self.accel, self.device)
+
     @contextmanager
     def replay(self) -> Iterator[None]:
         """Run the body with the captured RNG state, then continue the stream as before."""

@@ -159,6 +159,9 @@ class OnlineMetaOptimizer:
     def _hypergradient(self, step: MetaStep, out: torch.Tensor) -> Hypergradient:
         raise NotImplementedError
 
+    def _fall_back_to_unroll(self, err: Exception) -> None:
+        raise err
+
     def _after_meta_step(self) -> None:
         """Hook: runs after ϕ changed (Meta-LR writes the learned rate into param_groups)."""
 
@@ -221,7 +224,15 @@ class OnlineMetaOptimizer:
         out, rng, stats = self._forward(x)
         params = self.update.params()
         if meta:
-            hg = self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out)
+            try:
+                hg = self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out)
+            except forward.ForwardModeUnsupported as err:
+                # Redo the step from the same RNG state and statistics with the reference.
+                self._fall_back_to_unroll(err)
+                restore_buffers(stats)
+                rng.rewind()
+                out, rng, stats = self._forward(x)
+                hg = self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out)
             for what, tensors in (
                 ("the learned loss", [hg.learned_loss]),
                 ("the base gradient", hg.base_grads),
@@ -374,6 +385,16 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
 
     def _base_loss_module(self) -> nn.Module:
         return self.loss
+
+    def _fall_back_to_unroll(self, err: Exception) -> None:
+        warnings.warn(
+            f"adaloss: the model has an operation without a forward-mode rule ({err}); "
+            "switching this optimizer to hypergrad='unroll' (exact, slower). Pass "
+            "jvp='finite_difference' to keep the forward engine with a numerical JVP.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        self.hypergrad = "unroll"
 
     def _hypergradient(self, step: MetaStep, out: torch.Tensor) -> Hypergradient:
         if self.hypergrad == "unroll":

@@ -23,14 +23,26 @@ from adaloss.modelcalls import call, running_stats_frozen
 JVP_METHODS = ("autograd", "finite_difference")
 
 
+class ForwardModeUnsupported(RuntimeError):
+    """The model uses an operation without a forward-mode (JVP) rule."""
+
+
 def _model_jvp(step: MetaStep, primals: Tensors, tangents: Tensors) -> torch.Tensor:
     """J_f · tangents at θ_t on the training batch, by forward-mode AD."""
 
     def f(*params: torch.Tensor) -> torch.Tensor:
         return call(step.model, step.names, params, step.x)
 
-    with step.rng.replay(), running_stats_frozen(step.model):
-        return jvp(f, primals, tangents)[1]
+    try:
+        with step.rng.replay(), running_stats_frozen(step.model):
+            return jvp(f, primals, tangents)[1]
+    except (NotImplementedError, RuntimeError) as err:
+        message = str(err).strip().splitlines()[0]
+        # NotImplementedError: an op or autograd.Function without a forward-AD formula;
+        # RuntimeError: an old-style autograd.Function that torch.func cannot transform.
+        if isinstance(err, NotImplementedError) or "autograd.Function" in message:
+            raise ForwardModeUnsupported(message) from err
+        raise
 
 
 def _model_jvp_finite_difference(
