@@ -56,12 +56,13 @@ def _all_finite(tensors) -> bool:
     return bool(torch.isfinite(torch.stack([t.detach().sum() for t in tensors])).all())
 
 
-class OnlineMetaOptimizer:
+class OnlineMetaOptimizer(torch.optim.Optimizer):
     """Shared machinery of the online meta-learners (learned loss, learned learning rate).
 
-    Behaves like an optimizer where that is natural: ``param_groups`` and
-    ``state`` are the base optimizer's, ``zero_grad`` is forwarded, so schedulers
-    and checkpoint code work with either object.
+    Behaves like an optimizer where that is natural (as schedule_free's wrappers
+    do): it is a ``torch.optim.Optimizer`` whose ``param_groups``, ``defaults`` and
+    ``state`` are the base optimizer's and whose ``zero_grad`` is forwarded, so
+    learning-rate schedulers and checkpoint code work with either object.
     """
 
     def __init__(
@@ -105,6 +106,10 @@ class OnlineMetaOptimizer:
     @property
     def state(self):
         return self.base_optimizer.state
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return self.base_optimizer.defaults
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.base_optimizer.zero_grad(set_to_none=set_to_none)
