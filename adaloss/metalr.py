@@ -91,7 +91,7 @@ class MetaLROptimizer(OnlineMetaOptimizer):
 
     def _after_meta_step(self) -> None:
         for group, ratio in zip(self.base_optimizer.param_groups, self.ratios, strict=True):
-            group["lr"] = float(self.lr) * ratio
+            group["lr"] = float(self.lr.detach()) * ratio
 
     def initialize(
         self,
@@ -109,4 +109,4 @@ class MetaLROptimizer(OnlineMetaOptimizer):
         return super().initialize(train_batches, val_batches, steps, meta_lr, 1, progress)
 
     def __repr__(self) -> str:
-        return f"MetaLROptimizer(lr={float(self.lr):.3g}, task={self.task!r})"
+        return f"MetaLROptimizer(lr={float(self.lr.detach()):.3g}, task={self.task!r})"

@@ -100,7 +100,7 @@ class Classification(Task):
         return probs, F.one_hot(targets.long(), self.num_classes).to(probs.dtype)
 
     def loss(self, outputs, targets):
-        return F.cross_entropy(outputs, targets)
+        return F.cross_entropy(outputs, targets.long())
 
     def error(self, outputs, targets):
         return (outputs.argmax(dim=1) != targets).to(outputs.dtype).mean()

@@ -1,0 +1,80 @@
+"""The ``adaloss`` command: scripted benchmark runs, tables, figures and speed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _run(args: argparse.Namespace) -> int:
+    from adaloss.bench.runner import run_from_args
+
+    return run_from_args(args)
+
+
+def _table(args: argparse.Namespace) -> int:
+    from adaloss.bench.report import format_table, load_results
+
+    print(format_table(load_results(args.directory), markdown=args.markdown, paired=args.paired))
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from adaloss.bench.plots import plot_learning_curves, plot_loss_evolution
+    from adaloss.bench.report import load_results
+
+    results = load_results(args.directory)
+    out = args.out or args.directory
+    paths = plot_learning_curves(results, out, show_train=args.train)
+    paths += plot_loss_evolution(results, out, method=args.method, seed=args.seed)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _speed(args: argparse.Namespace) -> int:
+    from adaloss.bench.speed import run_from_args
+
+    return run_from_args(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="adaloss", description="AdaLFL benchmark runs, tables, figures and speed."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    from adaloss.bench.runner import add_run_arguments
+    from adaloss.bench.speed import add_speed_arguments
+
+    run = commands.add_parser("run", help="train methods on a task over seeds (resumable)")
+    add_run_arguments(run)
+    run.set_defaults(handler=_run)
+
+    table = commands.add_parser("table", help="Table-1-style mean ± std over seeds")
+    table.add_argument("directory")
+    table.add_argument("--markdown", action="store_true", help="Markdown instead of text")
+    table.add_argument("--paired", action="store_true", help="add per-seed comparison to baseline")
+    table.set_defaults(handler=_table)
+
+    plot = commands.add_parser("plot", help="learning curves and learned-loss evolution (PNG)")
+    plot.add_argument("directory")
+    plot.add_argument("--out", help="folder for the PNG files (default: DIRECTORY)")
+    plot.add_argument("--method", default="adalfl", help="method whose learned loss to draw")
+    plot.add_argument("--seed", type=int, default=None, help="seed to draw (default: lowest)")
+    plot.add_argument("--train", action="store_true", help="also draw training error (dashed)")
+    plot.set_defaults(handler=_plot)
+
+    speed = commands.add_parser("speed", help="time and memory per step: plain vs meta engines")
+    add_speed_arguments(speed)
+    speed.set_defaults(handler=_speed)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
