@@ -167,6 +167,29 @@ class DifferentiableUpdate:
 
         return update
 
+    def gradient_scales(self) -> list[float] | None:
+        """Per parameter, the constant c with ∂U/∂g = c·I, or None if U is not linear in g.
+
+        torch's SGD: d = g + λθ; with momentum the buffer is d on the first step and
+        μ·buf + (1−τ)·d after; the step is −lr·buf, or −lr·(d + μ·buf) with Nesterov.
+        So c = −lr·κ with κ = 1 (plain), 1 then 1−τ (momentum), 1+μ (Nesterov, τ = 0).
+        The engine-equivalence tests hold this against TorchOpt's VJP.
+        """
+        if not isinstance(self.optimizer, torch.optim.SGD):
+            return None
+        scales: list[float] = []
+        for group, trainable in zip(self.optimizer.param_groups, self.groups(), strict=True):
+            momentum = group["momentum"]
+            started = any(self.optimizer.state.get(p) for p in trainable)
+            if momentum == 0:
+                kappa = 1.0
+            elif group["nesterov"]:
+                kappa = 1.0 + momentum
+            else:
+                kappa = 1.0 - group["dampening"] if started else 1.0
+            scales += [-float(group["lr"]) * kappa] * len(trainable)
+        return scales
+
     def commit(self, new_state: NewState) -> None:
         """Write new TorchOpt state into the torch optimizer, in torch's own format."""
         state = self.optimizer.state

@@ -72,8 +72,7 @@ def run_initialization(
                 opt._check_batch(x, y, x_val, y_val)
             if inner_steps == 1:
                 ((x, y),) = batches
-                out, rng, _ = opt._forward(x)
-                hg = opt._hypergradient(opt._meta_step(x, y, x_val, y_val, rng), out)
+                hg, _ = opt._forward_and_hypergradient(x, y, x_val, y_val)
                 meta_grads, task_loss = hg.meta_grads, hg.task_loss
             else:
                 meta_grads, task_loss = _unrolled(opt, batches, x_val, y_val)

@@ -38,7 +38,8 @@ class StepResult:
 def cycle(batches: Iterable) -> Iterator:
     """Repeat an iterable of batches forever; DataLoaders reshuffle every pass."""
     if iter(batches) is batches:  # a one-shot iterator: use it as it is
-        yield from batches
+        for batch in batches:  # not `yield from`: closing us must not close the caller's
+            yield batch
         raise ValueError("the batch iterator ran out during initialize(); pass a re-iterable")
     while True:
         empty = True
@@ -182,6 +183,22 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
             raise
         return out, rng, stats
 
+    def _forward_and_hypergradient(self, x, y, x_val, y_val) -> tuple[Hypergradient, list]:
+        """Training forward + hypergradient; BatchNorm's pre-step statistics for a rollback.
+
+        If the forward engine meets an operation without a forward-mode rule, the
+        step is redone from the same RNG state and statistics with ``unroll``.
+        """
+        out, rng, stats = self._forward(x)
+        try:
+            return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), stats
+        except forward.ForwardModeUnsupported as err:
+            self._fall_back_to_unroll(err)
+            restore_buffers(stats)
+            rng.rewind()
+            out, rng, stats = self._forward(x)
+            return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), stats
+
     def _reject(self, stats, what: str) -> StepResult:
         restore_buffers(stats)
         self.skipped_steps += 1
@@ -225,19 +242,9 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
         anything changes; a non-finite loss or gradient rejects the whole step.
         """
         x_val, y_val = self._check_batch(x, y, x_val, y_val)
-        meta = self.online and self.steps % self.meta_every == 0
-        out, rng, stats = self._forward(x)
         params = self.update.params()
-        if meta:
-            try:
-                hg = self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out)
-            except forward.ForwardModeUnsupported as err:
-                # Redo the step from the same RNG state and statistics with the reference.
-                self._fall_back_to_unroll(err)
-                restore_buffers(stats)
-                rng.rewind()
-                out, rng, stats = self._forward(x)
-                hg = self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out)
+        if self.online and self.steps % self.meta_every == 0:
+            hg, stats = self._forward_and_hypergradient(x, y, x_val, y_val)
             for what, tensors in (
                 ("the learned loss", [hg.learned_loss]),
                 ("the base gradient", hg.base_grads),
@@ -249,6 +256,7 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
             self._commit(params, hg.new_params, hg.new_state, hg.meta_grads)
             result = StepResult(hg.learned_loss, hg.task_loss, meta_updated=bool(self.meta_params))
         else:
+            out, _, stats = self._forward(x)
             learned = self._base_loss_module()(*self._loss_inputs(out, y))
             grads = grads_or_zeros(torch.autograd.grad(learned, params, allow_unused=True), params)
             if not _all_finite([learned]):
@@ -275,11 +283,9 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
     def meta_gradient(self, x, y, x_val=None, y_val=None) -> tuple[torch.Tensor, ...]:
         """dL_T/dϕ for one step from the current state, without changing anything."""
         x_val, y_val = self._check_batch(x, y, x_val, y_val)
-        out, rng, stats = self._forward(x)
-        try:
-            return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out).meta_grads
-        finally:
-            restore_buffers(stats)
+        hg, stats = self._forward_and_hypergradient(x, y, x_val, y_val)
+        restore_buffers(stats)
+        return hg.meta_grads
 
     # -- offline initialization ----------------------------------------------------------
     def initialize(

@@ -163,3 +163,16 @@ def test_missing_forward_rule_falls_back_to_unroll_once(function, float64):
     assert opts[0].hypergrad == "unroll"
     assert relative(flat(model.parameters()), flat(reference.parameters())) < 1e-12
     assert relative(flat(opts[0].loss.parameters()), flat(opts[1].loss.parameters())) < 1e-12
+
+
+def test_initialize_falls_back_too_and_leaves_callers_iterator_open(float64):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 3), Doubler(NoJvp))
+    opt = adaloss.MetaLossOptimizer(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), adaloss.Classification(3)
+    )
+    stream = iter(batches((6,), 6))
+    with pytest.warns(RuntimeWarning, match="forward-mode"):
+        losses = opt.initialize(stream, steps=3)
+    assert len(losses) == 3 and opt.hypergrad == "unroll"
+    next(stream)  # initialize() did not close the iterator it was given

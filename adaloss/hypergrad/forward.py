@@ -51,7 +51,10 @@ def _model_jvp_finite_difference(
     """J_f · tangents by a central difference (two extra forwards, error O(ε²)).
 
     ε = ε_mach^(1/3) · (1 + ‖θ‖) / ‖w‖ balances truncation (∝ ε²) against
-    rounding (∝ ε_mach/ε): about 1e-5 relative in float64, 1e-2 to 1e-3 in float32.
+    rounding (∝ ε_mach/ε): about 1e-5 relative in float64 and 1e-2 in float32 for
+    smooth models. Across ReLU kinks and max-pool switches the difference is not a
+    derivative at all: expect 1e-3 to 1e-2 even in float64 (measured on ResNet-18
+    and All-CNN-C). Prefer ``unroll`` for such models when exactness matters.
     """
     eps_mach = torch.finfo(primals[0].dtype).eps
     theta_norm = torch.sqrt(sum((p.double() ** 2).sum() for p in primals))
@@ -78,13 +81,20 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
     grads = grads_or_zeros(
         torch.autograd.grad(out, step.params, grad_outputs=h.detach(), allow_unused=True), params
     )
-    updates, vjp_update, new_state = vjp(step.update.function(params), grads, has_aux=True)
+    update = step.update.function(params)
+    scales = step.update.gradient_scales()
+    if scales is None:  # Adam / AdamW: nonlinear in g, differentiate TorchOpt's update
+        updates, vjp_update, new_state = vjp(update, grads, has_aux=True)
+    else:  # SGD family: ∂U/∂g = c·I per parameter, no VJP machinery needed
+        updates, new_state = update(grads)
     new_params = tuple(p + u for p, u in zip(params, updates, strict=True))
+    del updates
 
     leaves = tuple(p.requires_grad_() for p in new_params)
     task_loss = step.validation_loss(leaves)
     v = grads_or_zeros(torch.autograd.grad(task_loss, leaves, allow_unused=True), leaves)
-    (w,) = vjp_update(v)
+    w = vjp_update(v)[0] if scales is None else torch._foreach_mul(v, scales)
+    del v
 
     model_jvp = _model_jvp if jvp_method == "autograd" else _model_jvp_finite_difference
     u = model_jvp(step, params, tuple(w))

@@ -1,0 +1,85 @@
+"""The `adaloss` command end to end on tiny settings: run (resumable), table, plot."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from adaloss.bench.cli import main
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def data_dir(monkeypatch):
+    folder = Path(os.environ.get("ADALOSS_DATA", DATA))
+    if not (folder / "crime" / "communities.data").exists():
+        pytest.skip(f"shared data not found at {folder}")
+    monkeypatch.setenv("ADALOSS_DATA", str(folder))
+    return folder
+
+
+TINY = ["--steps", "20", "--init-steps", "3", "--eval-every", "10", "--quiet", "--threads", "1"]
+
+
+def test_run_table_plot_regression(tmp_path, data_dir, capsys):
+    out = tmp_path / "runs"
+    args = ["run", "--task", "diabetes", "--seeds", "2", "--out", str(out), *TINY]
+    assert main(args) == 0
+    files = sorted(out.rglob("seed*.json"))
+    assert len(files) == 8  # 4 methods x 2 seeds
+    record = json.loads((out / "diabetes/adaloss_mlp/adalfl/seed0.json").read_text())
+    assert record["curve"]["step"] == [0, 10, 20]
+    assert record["config"]["lr"] == 0.001 and record["config"]["init_steps"] == 3
+    assert set(record["versions"]) >= {"adaloss", "torch", "torchopt", "timm"}
+    assert record["loss_grid"]["x_label"] == "Error" and record["loss_grid"]["steps"][0] == 0
+    assert record["wall_time_s"] > 0
+
+    # Same seed => same θ_0 for every method: the first evaluation is identical.
+    first = {
+        json.loads(f.read_text())["method"]: json.loads(f.read_text())["curve"]["test_error"][0]
+        for f in files
+        if f.name == "seed1.json"
+    }
+    assert len(set(first.values())) == 1, first
+
+    # Resumable: nothing is recomputed.
+    mtimes = {f: f.stat().st_mtime_ns for f in files}
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "done already" in capsys.readouterr().out
+    assert all(f.stat().st_mtime_ns == t for f, t in mtimes.items())
+
+    assert main(["table", str(out), "--markdown", "--paired"]) == 0
+    table = capsys.readouterr().out
+    assert "diabetes" in table and "AdaLFL" in table and "wins" in table
+
+    assert main(["plot", str(out), "--out", str(tmp_path / "fig")]) == 0
+    pngs = sorted((tmp_path / "fig").glob("*.png"))
+    assert {p.name for p in pngs} == {
+        "curves_diabetes_adaloss_mlp.png",
+        "loss_diabetes_adaloss_mlp.png",
+    }
+
+
+def test_run_classification_variants(tmp_path, data_dir):
+    out = tmp_path / "runs"
+    args = [
+        "run", "--task", "digits", "--model", "adaloss_logistic", "--methods", "adalfl,ml3",
+        "--seeds", "1", "--loss", "taylor3", "--meta-objective", "training",
+        "--out", str(out), *TINY,
+    ]  # fmt: skip
+    assert main(args) == 0
+    names = sorted(p.parent.name for p in out.rglob("seed0.json"))
+    assert names == ["adalfl_taylor3_training", "ml3_taylor3"]
+    record = json.loads(next(out.rglob("adalfl_taylor3_training/seed0.json")).read_text())
+    assert record["metric"] == "error_rate"
+    assert set(record["loss_grid"]["curves"]) == {"y = 1", "y = 0"}
+
+
+def test_unknown_method_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="unknown methods"):
+        main(["run", "--task", "diabetes", "--methods", "adalfl,magic", "--out", str(tmp_path)])
