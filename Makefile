@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install -e '.[dev]'
 	touch $(STAMP)
 
+demo: $(STAMP)
+	$(PYTHON) examples/demo.py
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

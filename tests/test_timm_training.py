@@ -4,7 +4,7 @@ Covers: one online step with both hypergradient engines on the paper models regi
 ``adaloss.integrations.timm``; equal meta-gradients from the two engines on timm models with
 BatchNorm and dropout; ``timm.optim.create_optimizer_v2`` names that give torch's own
 SGD/Adam/AdamW; ``timm.scheduler.CosineLRScheduler`` setting the *effective* step size;
-and the README snippet in ``docs/timm_snippet.md`` running as written.
+and the README's timm snippet running as written.
 """
 
 from __future__ import annotations
@@ -25,7 +25,14 @@ import adaloss
 import adaloss.integrations.timm  # noqa: F401  (registers the adaloss_* models)
 
 ENGINES = ["forward", "unroll"]
-SNIPPET = Path(__file__).resolve().parents[1] / "docs" / "timm_snippet.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def timm_section() -> str:
+    """README's "## timm" section, up to the next heading of the same level."""
+    match = re.search(r"^## timm\n(.*?)(?=^## )", README.read_text(), flags=re.S | re.M)
+    assert match, "README.md has no '## timm' section"
+    return match.group(1)
 
 
 @pytest.fixture(autouse=True)
@@ -301,8 +308,8 @@ def test_timm_scheduler_factory_accepts_the_wrapper():
 
 # -- the README snippet runs ----------------------------------------------------------------
 def snippet_code() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", SNIPPET.read_text(), flags=re.S)
-    assert blocks, f"no ```python block in {SNIPPET}"
+    blocks = re.findall(r"```python\n(.*?)```", timm_section(), flags=re.S)
+    assert blocks, "no ```python block in README's timm section"
     return blocks[-1]  # the training snippet is the last block
 
 
@@ -319,7 +326,7 @@ def test_readme_snippet_runs():
     train = [(torch.randn(4, 3, 32, 32, generator=g), torch.randint(0, 10, (4,), generator=g))]
     val = [(torch.randn(4, 3, 32, 32, generator=g), torch.randint(0, 10, (4,), generator=g))]
     namespace = {"train_loader": train, "val_loader": val}
-    exec(compile(code, str(SNIPPET), "exec"), namespace)
+    exec(compile(code, str(README), "exec"), namespace)
     model, opt, base = namespace["model"], namespace["opt"], namespace["base"]
     assert isinstance(opt, adaloss.MetaLossOptimizer) and type(base) is torch.optim.SGD
     assert opt.steps == 2 and opt.skipped_steps == 0
@@ -329,7 +336,7 @@ def test_readme_snippet_runs():
 
 
 def test_readme_cifar_stem_example_runs():
-    lines = re.findall(r"`(model = cifar_stem\(.*?\))`", SNIPPET.read_text())
+    lines = re.findall(r"`(model = cifar_stem\(.*?\))`", timm_section())
     assert len(lines) == 1
     namespace: dict = {}
     exec("import timm\nfrom adaloss.integrations.timm import cifar_stem\n" + lines[0], namespace)

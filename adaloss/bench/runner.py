@@ -47,6 +47,7 @@ LABELS = {
     "adalfl": "AdaLFL (Online)",
 }
 LOSSES = ("network", "ml3", "taylor2", "taylor3")
+DEFAULT_META_LR = 1e-5  # the paper's online η (Appendix C)
 
 
 @dataclass
@@ -65,7 +66,7 @@ class RunConfig:
     weight_decay: float = 0.0
     loss: str = "network"
     meta_objective: str = "validation"
-    meta_lr: float = 1e-5
+    meta_lr: float = DEFAULT_META_LR
     init_steps: int = 2500
     init_meta_lr: float = 1e-3
     inner_steps: int = 1
@@ -85,6 +86,10 @@ class RunConfig:
             key += f"_{self.loss}"
         if self.method in ("metalr", "adalfl") and self.meta_objective != "validation":
             key += f"_{self.meta_objective}"
+        if self.method in ("metalr", "adalfl") and self.meta_lr != DEFAULT_META_LR:
+            key += f"_eta{self.meta_lr:g}"
+        if self.method != "baseline" and self.inner_steps != 1:
+            key += f"_inner{self.inner_steps}"
         return key
 
     @property
@@ -309,7 +314,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", choices=LOSSES, default="network")
     parser.add_argument("--meta-objective", choices=("validation", "training"),
                         default="validation")  # fmt: skip
-    parser.add_argument("--meta-lr", type=float, default=1e-5, help="online η")
+    parser.add_argument("--meta-lr", type=float, default=DEFAULT_META_LR, help="online η")
     parser.add_argument("--init-steps", type=int, default=2500, help="offline steps (Alg. 1)")
     parser.add_argument("--init-meta-lr", type=float, default=1e-3, help="offline η")
     parser.add_argument("--inner-steps", type=int, default=1)
