@@ -176,3 +176,76 @@ def test_initialize_falls_back_too_and_leaves_callers_iterator_open(float64):
         losses = opt.initialize(stream, steps=3)
     assert len(losses) == 3 and opt.hypergrad == "unroll"
     next(stream)  # initialize() did not close the iterator it was given
+
+
+def test_frozen_parameters_and_parameter_groups(float64):
+    """requires_grad=False parameters stay put; per-group hyper-parameters reach both engines."""
+    grads = {}
+    for engine in ("unroll", "forward"):
+        model = make_model("mlp")
+        model[0].weight.requires_grad_(False)
+        frozen = model[0].weight.clone()
+        base = torch.optim.SGD(
+            [
+                {"params": [model[0].bias, *model[2].parameters()], "lr": 0.05, "momentum": 0.5},
+                {"params": model[4].parameters(), "lr": 0.2, "nesterov": True, "momentum": 0.9},
+            ],
+            lr=0.1,
+        )
+        torch.manual_seed(7)
+        opt = adaloss.MetaLossOptimizer(
+            model, base, adaloss.Classification(3), hypergrad=engine, meta_lr=1e-3
+        )
+        data = batches((6,), 6)
+        for x, y in data[:3]:
+            opt.step(x, y, *data[5])
+        grads[engine] = flat(opt.meta_gradient(*data[3], *data[4]))
+        assert torch.equal(model[0].weight, frozen)
+    assert relative(grads["forward"], grads["unroll"]) < 1e-10
+
+
+def test_initialize_with_several_inner_steps_restores_the_model(float64):
+    model = make_model("bn_cnn")
+    theta0 = flat(model.parameters()).clone()
+    buffers0 = [b.clone() for b in model.buffers()]
+    torch.manual_seed(7)
+    opt = adaloss.MetaLossOptimizer(
+        model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+        adaloss.Classification(3),
+    )  # fmt: skip
+    phi0 = flat(opt.loss.parameters()).clone()
+    data = batches((1, 8, 8), 4)
+    losses = opt.initialize(data[:3], data[3:], steps=4, meta_lr=1e-2, inner_steps=3)
+    assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
+    assert torch.equal(flat(model.parameters()), theta0)
+    assert all(torch.equal(a, b) for a, b in zip(model.buffers(), buffers0, strict=True))
+    assert len(opt.state) == 0  # fresh optimizer state for online training
+    assert not torch.equal(flat(opt.loss.parameters()), phi0)
+
+
+def test_several_inner_steps_unroll_matches_finite_difference(float64):
+    """The multi-step unroll of initialize() differentiates through the momentum chain."""
+    from adaloss.offline import _unrolled
+
+    model = make_model("mlp")
+    torch.manual_seed(7)
+    opt = adaloss.MetaLossOptimizer(
+        model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, dampening=0.2),
+        adaloss.Classification(3), hypergrad="unroll",
+    )  # fmt: skip
+    data = batches((6,), 4)
+    analytic, _ = _unrolled(opt, data[:3], *data[3])
+    analytic = flat(analytic)
+    phi = torch.nn.utils.parameters_to_vector(opt.loss.parameters()).detach()
+
+    def objective(vector):
+        torch.nn.utils.vector_to_parameters(vector, opt.loss.parameters())
+        return float(_unrolled(opt, data[:3], *data[3])[1])
+
+    eps = 1e-6
+    for i in (0, 17, 100, phi.numel() - 1):
+        e = torch.zeros_like(phi)
+        e[i] = eps
+        numeric = (objective(phi + e) - objective(phi - e)) / (2 * eps)
+        assert abs(numeric - analytic[i]) <= 1e-7 + 1e-4 * abs(numeric)
+    torch.nn.utils.vector_to_parameters(phi, opt.loss.parameters())
