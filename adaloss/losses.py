@@ -82,6 +82,11 @@ class LossNetwork(_ElementwiseLoss):
 
     Unconstrained in sign and scale: the paper's point (§2.2) is that a bounded or
     flat representation biases the learned loss towards flat regions.
+
+    ``anchored=True`` (not in the paper) subtracts the value and slope at the target,
+    ℓ̃(p, t) = ℓ(p, t) − ℓ(t, t) − (p − t)·∂ₚℓ(t, t), so that every ϕ has a stationary
+    point at p = t: a short offline phase can then no longer learn a loss that keeps
+    pushing predictions past the target (BENCHMARKS.md, Diabetes).
     """
 
     def __init__(
@@ -90,12 +95,30 @@ class LossNetwork(_ElementwiseLoss):
         beta: float = 10.0,
         gamma: float = 0.01,
         reduction: str = "mean",
+        anchored: bool = False,
     ) -> None:
         super().__init__(reduction)
         self.net = _mlp(hidden, lambda: SmoothLeakyReLU(beta, gamma))
+        self.anchored = anchored
+
+    def _raw(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.stack((pred, target), dim=-1)).squeeze(-1)
 
     def pointwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.stack((pred, target), dim=-1)).squeeze(-1)
+        values = self._raw(pred, target)
+        if not self.anchored:
+            return values
+        differentiable = torch.is_grad_enabled()
+        with torch.enable_grad():  # the slope at the target is itself a function of ϕ
+            at = target.detach().clone().requires_grad_()
+            base = self._raw(at, target)
+            (slope,) = torch.autograd.grad(base.sum(), at, create_graph=differentiable)
+        if not differentiable:
+            base = base.detach()
+        return values - base - (pred - target) * slope
+
+    def extra_repr(self) -> str:
+        return "anchored=True" if self.anchored else ""
 
 
 class ML3Network(_ElementwiseLoss):

@@ -249,3 +249,21 @@ def test_several_inner_steps_unroll_matches_finite_difference(float64):
         numeric = (objective(phi + e) - objective(phi - e)) / (2 * eps)
         assert abs(numeric - analytic[i]) <= 1e-7 + 1e-4 * abs(numeric)
     torch.nn.utils.vector_to_parameters(phi, opt.loss.parameters())
+
+
+@pytest.mark.parametrize("opt_name", ["momentum", "adam"])
+def test_engines_agree_for_the_anchored_loss(opt_name, float64):
+    """The anchored loss differentiates ℓ inside its forward: both engines still agree."""
+    grads = {}
+    for engine in ("unroll", "forward"):
+        model = make_model("mlp")
+        torch.manual_seed(7)
+        opt = adaloss.MetaLossOptimizer(
+            model, OPTIMIZERS[opt_name](model.parameters()), adaloss.Classification(3),
+            loss=adaloss.LossNetwork(anchored=True), hypergrad=engine, meta_lr=1e-3,
+        )  # fmt: skip
+        data = batches((6,), 4)
+        opt.step(*data[0], *data[1])
+        grads[engine] = flat(opt.meta_gradient(*data[2], *data[3]))
+    assert grads["unroll"].norm() > 0
+    assert relative(grads["forward"], grads["unroll"]) < 1e-8

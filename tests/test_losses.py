@@ -575,3 +575,21 @@ def test_taylor_parameter_gradients_at_the_centre():
     torch.testing.assert_close(
         loss.center.grad, torch.tensor([-1.5, 1.5], dtype=torch.float64), rtol=1e-12, atol=1e-12
     )
+
+
+def test_anchored_loss_network_is_stationary_at_the_target():
+    """anchored=True: zero value and zero slope at p = t for every ϕ, still learnable."""
+    for seed in range(5):
+        torch.manual_seed(seed)
+        loss = LossNetwork(anchored=True).double()
+        target = torch.rand(8, 3, dtype=torch.float64)
+        pred = target.clone().requires_grad_()
+        value = loss(pred, target)
+        (slope,) = torch.autograd.grad(value, pred)
+        assert abs(float(value)) < 1e-12 and float(slope.abs().max()) < 1e-12
+        away = loss(target + 0.3, target)
+        assert abs(float(away)) > 1e-8  # not trivially zero elsewhere
+        grads = torch.autograd.grad(away, list(loss.parameters()), allow_unused=True)
+        assert any(g is not None and float(g.abs().max()) > 0 for g in grads)
+    with torch.no_grad():  # evaluation without autograd still works and keeps no graph
+        assert loss(target + 0.3, target).grad_fn is None

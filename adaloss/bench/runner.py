@@ -46,7 +46,7 @@ LABELS = {
     "metalr": "Meta-LR (Online)",
     "adalfl": "AdaLFL (Online)",
 }
-LOSSES = ("network", "ml3", "taylor2", "taylor3")
+LOSSES = ("network", "anchored", "ml3", "taylor2", "taylor3")
 DEFAULT_META_LR = 1e-5  # the paper's online η (Appendix C)
 
 
@@ -125,6 +125,7 @@ def _make_loss(name: str) -> nn.Module:
 
     return {
         "network": adaloss.LossNetwork,
+        "anchored": lambda: adaloss.LossNetwork(anchored=True),
         "ml3": adaloss.ML3Network,
         "taylor2": lambda: adaloss.TaylorLoss(2),
         "taylor3": lambda: adaloss.TaylorLoss(3),
