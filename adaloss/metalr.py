@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adaloss.hypergrad import Hypergradient, MetaStep, grads_or_zeros
+from adaloss.hypergrad import Hypergradient, MetaStep, grads_or_zeros, validation_gradient
 from adaloss.optimizer import OnlineMetaOptimizer
 from adaloss.tasks import Task
 
@@ -76,16 +76,14 @@ class MetaLROptimizer(OnlineMetaOptimizer):
         new_params = tuple(
             p + lr * r * u for p, r, u in zip(params, ratios, unit_updates, strict=True)
         )
-        leaves = tuple(p.requires_grad_() for p in new_params)
-        task_loss = step.validation_loss(leaves)
-        v = grads_or_zeros(torch.autograd.grad(task_loss, leaves, allow_unused=True), leaves)
+        task_loss, v = validation_gradient(step, new_params)
         d_lr = sum(r * (vi * u).sum() for r, vi, u in zip(ratios, v, unit_updates, strict=True))
         return Hypergradient(
             learned_loss=learned.detach(),
             base_grads=grads,
             new_params=tuple(p.detach() for p in new_params),
             new_state=new_state,
-            task_loss=task_loss.detach(),
+            task_loss=task_loss,
             meta_grads=(torch.as_tensor(d_lr, dtype=self.lr.dtype).reshape(()),),
         )
 

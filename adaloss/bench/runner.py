@@ -350,33 +350,28 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
         if args.weight_decay is not None
         else (5e-4 if augmented else 0.0),
     }
-    configs = []
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
-        for model in models:
-            for method in methods:
-                configs.append(
-                    RunConfig(
-                        task=args.task,
-                        model=model,
-                        method=method,
-                        seed=seed,
-                        batch_size=args.batch_size,
-                        nesterov=augmented,
-                        loss=args.loss,
-                        meta_objective=args.meta_objective,
-                        meta_lr=args.meta_lr,
-                        init_steps=args.init_steps,
-                        init_meta_lr=args.init_meta_lr,
-                        inner_steps=args.inner_steps,
-                        meta_every=args.meta_every,
-                        hypergrad=args.hypergrad,
-                        eval_every=args.eval_every,
-                        snapshot_every=args.snapshot_every,
-                        data_dir=args.data_dir,
-                        device=args.device,
-                        **defaults,
-                    )  # fmt: skip
-                )
+    shared = {
+        name: getattr(args, name)
+        for name in (
+            "batch_size", "loss", "meta_objective", "meta_lr", "init_steps", "init_meta_lr",
+            "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",
+            "data_dir", "device",
+        )
+    }  # fmt: skip
+    configs = [
+        RunConfig(
+            task=args.task,
+            model=model,
+            method=method,
+            seed=seed,
+            nesterov=augmented,
+            **shared,
+            **defaults,
+        )  # fmt: skip
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
+        for model in models
+        for method in methods
+    ]
     return configs
 
 

@@ -77,3 +77,11 @@ def meta_gradient(objective: torch.Tensor, meta_params: list[nn.Parameter]) -> T
     return grads_or_zeros(
         torch.autograd.grad(objective, meta_params, allow_unused=True), meta_params
     )
+
+
+def validation_gradient(step: MetaStep, new_params: Tensors) -> tuple[torch.Tensor, Tensors]:
+    """L_T at θ_{t+1} on the validation batch and v = ∇_θ L_T there, cut from ϕ's graph."""
+    leaves = tuple(p.detach().requires_grad_() for p in new_params)
+    task_loss = step.validation_loss(leaves)
+    v = grads_or_zeros(torch.autograd.grad(task_loss, leaves, allow_unused=True), leaves)
+    return task_loss.detach(), v

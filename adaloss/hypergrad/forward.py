@@ -17,7 +17,14 @@ from __future__ import annotations
 import torch
 from torch.func import jvp, vjp
 
-from adaloss.hypergrad import Hypergradient, MetaStep, Tensors, grads_or_zeros, meta_gradient
+from adaloss.hypergrad import (
+    Hypergradient,
+    MetaStep,
+    Tensors,
+    grads_or_zeros,
+    meta_gradient,
+    validation_gradient,
+)
 from adaloss.modelcalls import call, running_stats_frozen
 
 JVP_METHODS = ("autograd", "finite_difference")
@@ -90,9 +97,7 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
     new_params = tuple(p + u for p, u in zip(params, updates, strict=True))
     del updates
 
-    leaves = tuple(p.requires_grad_() for p in new_params)
-    task_loss = step.validation_loss(leaves)
-    v = grads_or_zeros(torch.autograd.grad(task_loss, leaves, allow_unused=True), leaves)
+    task_loss, v = validation_gradient(step, new_params)
     w = vjp_update(v)[0] if scales is None else torch._foreach_mul(v, scales)
     del v
 
@@ -104,6 +109,6 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
         base_grads=grads,
         new_params=tuple(p.detach() for p in new_params),
         new_state=new_state,
-        task_loss=task_loss.detach(),
+        task_loss=task_loss,
         meta_grads=meta_grads,
     )

@@ -1,0 +1,81 @@
+"""Meta-LR baseline: the learned learning rate's hypergradient and its bookkeeping."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from conftest import batches, make_model
+
+import adaloss
+
+
+def build(momentum=0.9, meta_lr=1e-3):
+    model = make_model("mlp")
+    base = torch.optim.SGD(
+        [
+            {"params": model[0].parameters(), "lr": 0.1},
+            {"params": [*model[2].parameters(), *model[4].parameters()], "lr": 0.05},
+        ],
+        lr=0.1,
+        momentum=momentum,
+    )
+    return model, adaloss.MetaLROptimizer(model, base, adaloss.Classification(3), meta_lr=meta_lr)
+
+
+def test_learning_rate_hypergradient_matches_finite_difference(float64):
+    model, opt = build()
+    data = batches((6,), 4)
+    opt.step(*data[0], *data[1])  # a momentum buffer exists
+    (analytic,) = opt.meta_gradient(*data[2], *data[3])
+
+    def val_loss(lr: float) -> float:
+        m, o = copy.deepcopy((model, opt.base_optimizer))
+        for group, ratio in zip(o.param_groups, opt.ratios, strict=True):
+            group["lr"] = lr * ratio
+        o.zero_grad()
+        adaloss.Classification(3).loss(m(data[2][0]), data[2][1]).backward()
+        o.step()
+        return float(adaloss.Classification(3).loss(m(data[3][0]), data[3][1]))
+
+    lr, eps = float(opt.lr), 1e-6
+    numeric = (val_loss(lr + eps) - val_loss(lr - eps)) / (2 * eps)
+    assert float(analytic) == pytest.approx(numeric, rel=1e-5)
+    assert abs(numeric) > 1e-6
+
+
+def test_param_groups_show_the_learned_rate_and_keep_their_ratio(float64):
+    model, opt = build(meta_lr=1e-2)
+    for x, y in batches((6,), 5):
+        assert opt.step(x, y).meta_updated
+    lr = float(opt.lr)
+    assert lr != pytest.approx(0.1)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([lr, lr * 0.5])
+
+
+def test_initialize_moves_the_rate_and_restores_the_model(float64):
+    model, opt = build(momentum=0.0)
+    theta0 = [p.clone() for p in model.parameters()]
+    data = batches((6,), 4)
+    losses = opt.initialize(data[:2], data[2:], steps=5, meta_lr=1e-2)
+    assert len(losses) == 5 and float(opt.lr) != pytest.approx(0.1)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), theta0, strict=True))
+    with pytest.raises(ValueError, match="inner_steps=1"):
+        opt.initialize(data[:2], data[2:], steps=1, inner_steps=2)
+
+
+def test_frozen_rate_is_the_baseline(float64):
+    model, opt = build(momentum=0.0)
+    twin = make_model("mlp")
+    twin_opt = copy.deepcopy(opt.base_optimizer)
+    twin_opt.param_groups[0]["params"] = list(twin[0].parameters())
+    twin_opt.param_groups[1]["params"] = [*twin[2].parameters(), *twin[4].parameters()]
+    opt.online = False
+    for x, y in batches((6,), 3):
+        opt.step(x, y)
+        twin_opt.zero_grad()
+        adaloss.Classification(3).loss(twin(x), y).backward()
+        twin_opt.step()
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-12)
