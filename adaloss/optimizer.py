@@ -23,6 +23,7 @@ from adaloss.modelcalls import RNGReplay, parameter_names, restore_buffers, snap
 from adaloss.tasks import Task, check_finite
 
 ENGINES = ("forward", "unroll")
+DIVERGENCE_FACTOR = 100.0  # warn when the meta-objective's average exceeds its best by this
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
         self.online = online
         self.steps = 0
         self.skipped_steps = 0
+        self._best_task_loss = float("inf")
+        self._task_loss_ema: float | None = None
+        self._divergence_warned = False
 
     # -- optimizer look-alike -------------------------------------------------------------
     @property
@@ -199,6 +203,28 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
             out, rng, stats = self._forward(x)
             return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), stats
 
+    def _watch_divergence(self, task_loss: float) -> None:
+        """Warn once when the meta-objective's moving average rises 100-fold above its best.
+
+        A learned loss can push the model away from the targets long before any value
+        overflows (BENCHMARKS.md, Diabetes): a user should hear about it while it happens.
+        The average over ~10 meta steps keeps one unlucky batch from raising the alarm.
+        """
+        ema = self._task_loss_ema
+        ema = task_loss if ema is None else 0.9 * ema + 0.1 * task_loss
+        self._task_loss_ema = ema
+        self._best_task_loss = min(self._best_task_loss, ema)
+        if not self._divergence_warned and ema > DIVERGENCE_FACTOR * self._best_task_loss:
+            self._divergence_warned = True
+            warnings.warn(
+                f"adaloss: the task loss on the meta-objective batches averages {ema:.4g}, "
+                f"over {DIVERGENCE_FACTOR:g}x its best average {self._best_task_loss:.4g}: "
+                "training with the learned loss may be diverging (try a larger meta_lr "
+                "or LossNetwork(anchored=True); see BENCHMARKS.md)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
     def _reject(self, stats, what: str) -> StepResult:
         restore_buffers(stats)
         self.skipped_steps += 1
@@ -255,6 +281,7 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
                     return self._reject(stats, what)
             self._commit(params, hg.new_params, hg.new_state, hg.meta_grads)
             result = StepResult(hg.learned_loss, hg.task_loss, meta_updated=bool(self.meta_params))
+            self._watch_divergence(float(hg.task_loss))
         else:
             out, _, stats = self._forward(x)
             learned = self._base_loss_module()(*self._loss_inputs(out, y))

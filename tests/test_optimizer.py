@@ -357,11 +357,39 @@ def test_adalfl_training_reduces_the_task_loss(engine):
     )
     opt.initialize([(x[:64], y[:64])], [(x[64:128], y[64:128])], steps=30)
     before = float(task.loss(model(x[256:]), y[256:]))
-    for i in range(150):
-        batch = slice((i * 32) % 256, (i * 32) % 256 + 32)
-        result = opt.step(x[batch], y[batch], x[256:320], y[256:320])
-        assert not result.skipped
-    with warnings.catch_warnings():
-        after = float(task.loss(model(x[256:]), y[256:]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(150):
+            batch = slice((i * 32) % 256, (i * 32) % 256 + 32)
+            result = opt.step(x[batch], y[batch], x[256:320], y[256:320])
+            assert not result.skipped
+    assert not [w for w in caught if "may be diverging" in str(w.message)]  # no false alarm
+    after = float(task.loss(model(x[256:]), y[256:]))
     assert after < 0.5 * before
     assert float(task.error(model(x[256:]), y[256:])) < 0.1
+
+
+class Repelling(nn.Module):
+    """A 'learned' loss that rewards moving away from the target (a diverging run)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, pred, target):
+        return -self.scale * ((pred - target) ** 2).mean()
+
+
+def test_a_diverging_run_is_reported_while_values_are_still_finite():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    opt = adaloss.MetaLossOptimizer(
+        model, torch.optim.SGD(model.parameters(), lr=0.2), adaloss.Regression(1),
+        loss=Repelling(), meta_lr=0.0,
+    )  # fmt: skip
+    x, y = torch.randn(16, 3), torch.rand(16, 1)
+    with pytest.warns(RuntimeWarning, match="may be diverging") as caught:
+        for _ in range(60):
+            result = opt.step(x, y)
+    assert torch.isfinite(result.task_loss)
+    assert sum("may be diverging" in str(w.message) for w in caught) == 1  # warned once
