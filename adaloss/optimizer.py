@@ -64,7 +64,8 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
     Behaves like an optimizer where that is natural (as schedule_free's wrappers
     do): it is a ``torch.optim.Optimizer`` whose ``param_groups``, ``defaults`` and
     ``state`` are the base optimizer's and whose ``zero_grad`` is forwarded, so
-    learning-rate schedulers and checkpoint code work with either object.
+    learning-rate schedulers and checkpoint code work with either object. It does
+    not call ``Optimizer.__init__``: it owns no parameter groups of its own.
     """
 
     def __init__(
