@@ -67,7 +67,28 @@ _CALIFORNIA_URL = "https://ndownloader.figshare.com/files/5976036"  # as scikit-
 # --------------------------------------------------------------------------- structures
 
 
-class ArrayDataset(torch.utils.data.Dataset):
+class _DeviceCopies:
+    """`to(device)`: self when already there, else a copy made once and kept, so that
+    evaluating every few steps does not copy the data again."""
+
+    _copies: dict
+
+    def _copy_to(self, device: torch.device | str):
+        raise NotImplementedError
+
+    def _device(self) -> torch.device:
+        raise NotImplementedError
+
+    def to(self, device: torch.device | str | None):
+        if device is None or self._device() == torch.device(device):
+            return self
+        key = str(torch.device(device))
+        if key not in self._copies:
+            self._copies[key] = self._copy_to(device)
+        return self._copies[key]
+
+
+class ArrayDataset(_DeviceCopies, torch.utils.data.Dataset):
     """Examples held as two tensors: features `x` (N, ...) and targets `y` (N, ...)."""
 
     def __init__(self, x: Tensor, y: Tensor) -> None:
@@ -89,15 +110,11 @@ class ArrayDataset(torch.utils.data.Dataset):
     def targets(self) -> Tensor:
         return self.y
 
-    def to(self, device: torch.device | str | None) -> ArrayDataset:
-        """The same examples on `device`: self when already there, else a copy made
-        once and kept (so evaluating every few steps does not copy again)."""
-        if device is None or self.x.device == torch.device(device):
-            return self
-        key = str(torch.device(device))
-        if key not in self._copies:
-            self._copies[key] = ArrayDataset(self.x.to(device), self.y.to(device))
-        return self._copies[key]
+    def _device(self) -> torch.device:
+        return self.x.device
+
+    def _copy_to(self, device: torch.device | str) -> ArrayDataset:
+        return ArrayDataset(self.x.to(device), self.y.to(device))
 
     def batch(
         self, idx: Tensor, generator: torch.Generator | None = None, augment: bool | None = None
@@ -107,7 +124,7 @@ class ArrayDataset(torch.utils.data.Dataset):
         return self.x[idx], self.y[idx]
 
 
-class ImageDataset(torch.utils.data.Dataset):
+class ImageDataset(_DeviceCopies, torch.utils.data.Dataset):
     """uint8 images (N, C, H, W) and int64 labels (N,), normalized (and, for training
     splits, augmented) on access. `batch` does it for a whole batch at once, on the
     images' device, so no DataLoader workers are needed."""
@@ -149,22 +166,18 @@ class ImageDataset(torch.utils.data.Dataset):
             f"mean={self.mean}, std={self.std})"
         )
 
-    def to(self, device: torch.device | str | None) -> ImageDataset:
-        """The same examples on `device`: self when already there, else a copy made
-        once and kept (so evaluating every few steps does not copy again)."""
-        if device is None or self.images.device == torch.device(device):
-            return self
-        key = str(torch.device(device))
-        if key not in self._copies:
-            self._copies[key] = ImageDataset(
-                self.images.to(device),
-                self.targets.to(device),
-                self.mean,
-                self.std,
-                self.augment,
-                self.padding,
-            )
-        return self._copies[key]
+    def _device(self) -> torch.device:
+        return self.images.device
+
+    def _copy_to(self, device: torch.device | str) -> ImageDataset:
+        return ImageDataset(
+            self.images.to(device),
+            self.targets.to(device),
+            self.mean,
+            self.std,
+            self.augment,
+            self.padding,
+        )
 
     def batch(
         self, idx: Tensor, generator: torch.Generator | None = None, augment: bool | None = None
