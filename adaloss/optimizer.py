@@ -28,7 +28,7 @@ DIVERGENCE_FACTOR = 100.0  # warn when the meta-objective's average exceeds its 
 
 @dataclass(frozen=True)
 class StepResult:
-    """What one ``step`` did. Losses are detached 0-dim tensors (no device sync)."""
+    """What one ``step`` did. Losses are detached 0-dim tensors on the model's device."""
 
     learned_loss: torch.Tensor  # M_ϕ on the training batch at θ_t (the base loss)
     task_loss: torch.Tensor | None  # L_T on the validation batch at θ_{t+1}; None without meta step

@@ -95,7 +95,7 @@ class RunConfig:
     @property
     def label(self) -> str:
         label = LABELS[self.method]
-        variants = [v for v in self.key.split("_")[1:]]
+        variants = self.key.split("_")[1:]
         return f"{label} [{', '.join(variants)}]" if variants else label
 
 
