@@ -196,13 +196,17 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
         """
         out, rng, stats = self._forward(x)
         try:
-            return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), stats
-        except forward.ForwardModeUnsupported as err:
-            self._fall_back_to_unroll(err)
-            restore_buffers(stats)
-            rng.rewind()
-            out, rng, stats = self._forward(x)
-            return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), stats
+            try:
+                return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), stats
+            except forward.ForwardModeUnsupported as err:
+                self._fall_back_to_unroll(err)
+                restore_buffers(stats)
+                rng.rewind()
+                out, rng, _ = self._forward(x)
+                return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), stats
+        except BaseException:
+            restore_buffers(stats)  # an error mid-step must not leave BatchNorm updated
+            raise
 
     def _watch_divergence(self, task_loss: float) -> None:
         """Warn once when the meta-objective's moving average rises 100-fold above its best.
@@ -272,14 +276,16 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
         params = self.update.params()
         if self.online and self.steps % self.meta_every == 0:
             hg, stats = self._forward_and_hypergradient(x, y, x_val, y_val)
-            for what, tensors in (
+            checks = (
                 ("the learned loss", [hg.learned_loss]),
                 ("the base gradient", hg.base_grads),
                 ("the updated parameters", hg.new_params),
                 ("the meta-gradient", hg.meta_grads),
-            ):
-                if not _all_finite(tensors):
-                    return self._reject(stats, what)
+            )
+            # One device sync for the common case; name the culprit only on failure.
+            if not _all_finite([t for _, tensors in checks for t in tensors]):
+                what = next(what for what, tensors in checks if not _all_finite(tensors))
+                return self._reject(stats, what)
             self._commit(params, hg.new_params, hg.new_state, hg.meta_grads)
             result = StepResult(hg.learned_loss, hg.task_loss, meta_updated=bool(self.meta_params))
             self._watch_divergence(float(hg.task_loss))

@@ -393,3 +393,24 @@ def test_a_diverging_run_is_reported_while_values_are_still_finite():
             result = opt.step(x, y)
     assert torch.isfinite(result.task_loss)
     assert sum("may be diverging" in str(w.message) for w in caught) == 1  # warned once
+
+
+class Exploding(nn.Module):
+    def forward(self, pred, target):
+        raise RuntimeError("loss failed")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_error_inside_the_step_leaves_batchnorm_untouched(engine):
+    opt, x, y = _bn_optimizer(engine)
+    before = snapshot(opt)
+    opt.loss = Exploding()
+    with pytest.raises(RuntimeError, match="loss failed"):
+        opt.step(x, y)
+    with pytest.raises(RuntimeError, match="loss failed"):
+        opt.meta_gradient(x, y)
+    assert torch.equal(before["theta"], flat(opt.model.parameters()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(before["buffers"], opt.model.buffers(), strict=True)
+    )
+    assert before["steps"] == opt.steps
