@@ -31,7 +31,7 @@ def test_run_table_plot_regression(tmp_path, data_dir, capsys):
     assert main(args) == 0
     files = sorted(out.rglob("seed*.json"))
     assert len(files) == 8  # 4 methods x 2 seeds
-    record = json.loads((out / "diabetes/adaloss_mlp/adalfl/seed0.json").read_text())
+    record = json.loads((out / "diabetes/adaloss_mlp/adalfl_init3/seed0.json").read_text())
     assert record["curve"]["step"] == [0, 10, 20]
     assert record["config"]["lr"] == 0.001 and record["config"]["init_steps"] == 3
     assert set(record["versions"]) >= {"adaloss", "torch", "torchopt", "timm"}
@@ -61,7 +61,7 @@ def test_run_table_plot_regression(tmp_path, data_dir, capsys):
     pngs = sorted((tmp_path / "fig").glob("*.png"))
     assert {p.name for p in pngs} == {
         "curves_diabetes_adaloss_mlp.png",
-        "loss_diabetes_adaloss_mlp.png",
+        "loss_diabetes_adaloss_mlp_adalfl_init3.png",
     }
 
 
@@ -74,8 +74,9 @@ def test_run_classification_variants(tmp_path, data_dir):
     ]  # fmt: skip
     assert main(args) == 0
     names = sorted(p.parent.name for p in out.rglob("seed0.json"))
-    assert names == ["adalfl_taylor3_training", "ml3_taylor3"]
-    record = json.loads(next(out.rglob("adalfl_taylor3_training/seed0.json")).read_text())
+    # Every option that changes the result is in the key, so variants never overwrite each other.
+    assert names == ["adalfl_taylor3_training_init3", "ml3_taylor3_init3"]
+    record = json.loads(next(out.rglob("adalfl_taylor3_training_init3/seed0.json")).read_text())
     assert record["metric"] == "error_rate"
     assert set(record["loss_grid"]["curves"]) == {"y = 1", "y = 0"}
 

@@ -26,7 +26,13 @@ def _plot(args: argparse.Namespace) -> int:
     results = load_results(args.directory)
     out = args.out or args.directory
     paths = plot_learning_curves(results, out, show_train=args.train)
-    paths += plot_loss_evolution(results, out, method=args.method, seed=args.seed)
+    methods = (
+        [args.method]
+        if args.method
+        else sorted({r["method"] for r in results if str(r["method"]).split("_")[0] == "adalfl"})
+    )
+    for method in methods:
+        paths += plot_loss_evolution(results, out, method=method, seed=args.seed)
     for path in paths:
         print(path)
     return 0
@@ -60,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="learning curves and learned-loss evolution (PNG)")
     plot.add_argument("directory")
     plot.add_argument("--out", help="folder for the PNG files (default: DIRECTORY)")
-    plot.add_argument("--method", default="adalfl", help="method whose learned loss to draw")
+    plot.add_argument(
+        "--method", default=None, help="method whose learned loss to draw (default: every AdaLFL)"
+    )
     plot.add_argument("--seed", type=int, default=None, help="seed to draw (default: lowest)")
     plot.add_argument("--train", action="store_true", help="also draw training error (dashed)")
     plot.set_defaults(handler=_plot)

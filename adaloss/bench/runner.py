@@ -48,6 +48,7 @@ LABELS = {
 }
 LOSSES = ("network", "anchored", "ml3", "taylor2", "taylor3")
 DEFAULT_META_LR = 1e-5  # the paper's online η (Appendix C)
+DEFAULT_INIT_STEPS = 2500  # the paper's S_init (Appendix C)
 
 
 @dataclass
@@ -67,7 +68,7 @@ class RunConfig:
     loss: str = "network"
     meta_objective: str = "validation"
     meta_lr: float = DEFAULT_META_LR
-    init_steps: int = 2500
+    init_steps: int = DEFAULT_INIT_STEPS
     init_meta_lr: float = 1e-3
     inner_steps: int = 1
     meta_every: int = 1
@@ -90,6 +91,8 @@ class RunConfig:
             key += f"_eta{self.meta_lr:g}"
         if self.method != "baseline" and self.inner_steps != 1:
             key += f"_inner{self.inner_steps}"
+        if self.method != "baseline" and self.init_steps != DEFAULT_INIT_STEPS:
+            key += f"_init{self.init_steps}"
         return key
 
     @property
@@ -316,7 +319,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--meta-objective", choices=("validation", "training"),
                         default="validation")  # fmt: skip
     parser.add_argument("--meta-lr", type=float, default=DEFAULT_META_LR, help="online η")
-    parser.add_argument("--init-steps", type=int, default=2500, help="offline steps (Alg. 1)")
+    parser.add_argument(
+        "--init-steps", type=int, default=DEFAULT_INIT_STEPS, help="offline steps (Alg. 1)"
+    )
     parser.add_argument("--init-meta-lr", type=float, default=1e-3, help="offline η")
     parser.add_argument("--inner-steps", type=int, default=1)
     parser.add_argument("--meta-every", type=int, default=1)
