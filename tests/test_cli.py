@@ -56,6 +56,8 @@ def test_run_table_plot_regression(tmp_path, data_dir, capsys):
     assert main(["table", str(out), "--markdown", "--paired"]) == 0
     table = capsys.readouterr().out
     assert "diabetes" in table and "AdaLFL" in table and "wins" in table
+    assert main(["table", str(out), "--split", "val"]) == 0
+    assert capsys.readouterr().out.startswith("Final validation error")
 
     assert main(["plot", str(out), "--out", str(tmp_path / "fig")]) == 0
     pngs = sorted((tmp_path / "fig").glob("*.png"))

@@ -57,7 +57,12 @@ def _write_run(root: Path, task, model, metric, method, seed, err, loss_grid=Non
         "config": {"steps": 150},
         "versions": {},
         "wall_time_s": 1.0,
-        "final": {"test_error": final_err, "train_error": 0.01, "diverged": diverged},
+        "final": {
+            "test_error": final_err,
+            "val_error": final_err / 2,  # distinct from the test error, to tell the splits apart
+            "train_error": 0.01,
+            "diverged": diverged,
+        },
         "curve": {
             "step": steps,
             "train_error": [0.4, 0.05, 0.02, 0.01 if not diverged else None],
@@ -164,6 +169,18 @@ def test_summarize_matches_independent_stats(results):
     assert [(s.task, s.method) for s in summaries] == [
         (t, m) for t in ("diabetes", "mnist") for m in METHODS
     ]
+
+
+def test_validation_split_summarizes_the_validation_error(results):
+    by_test = {(s.task, s.method): s for s in summarize(results)}
+    for s in summarize(results, split="val"):
+        ref = by_test[(s.task, s.method)]
+        assert s.n == ref.n and s.n_diverged == ref.n_diverged  # divergence is per run
+        assert s.mean == pytest.approx(ref.mean / 2, rel=1e-12)
+    text = format_table(results, markdown=True, paired=True, split="val")
+    assert text.startswith("Final validation error") and "lower validation error" in text
+    with pytest.raises(ValueError, match="split must be one of"):
+        summarize(results, split="holdout")
 
 
 def test_single_seed_has_nan_std_and_prints_mean_only(results):

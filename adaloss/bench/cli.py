@@ -15,7 +15,8 @@ def _run(args: argparse.Namespace) -> int:
 def _table(args: argparse.Namespace) -> int:
     from adaloss.bench.report import format_table, load_results
 
-    print(format_table(load_results(args.directory), markdown=args.markdown, paired=args.paired))
+    results = load_results(args.directory)
+    print(format_table(results, markdown=args.markdown, paired=args.paired, split=args.split))
     return 0
 
 
@@ -61,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("directory")
     table.add_argument("--markdown", action="store_true", help="Markdown instead of text")
     table.add_argument("--paired", action="store_true", help="add per-seed comparison to baseline")
+    table.add_argument(
+        "--split",
+        choices=("test", "val", "train"),
+        default="test",
+        help="which final error to tabulate (choose variants on val, never on test)",
+    )
     table.set_defaults(handler=_table)
 
     plot = commands.add_parser("plot", help="learning curves and learned-loss evolution (PNG)")

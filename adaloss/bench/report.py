@@ -123,9 +123,20 @@ def _to_float(value: Any) -> float:
         return math.nan
 
 
+SPLITS = ("test", "val", "train")
+_SPLIT_NAMES = {"test": "test", "val": "validation", "train": "training"}
+
+
 def final_test_error(result: dict) -> float:
     """The run's final test error as a float (NaN when missing)."""
-    return _to_float((result.get("final") or {}).get("test_error"))
+    return final_error(result, "test")
+
+
+def final_error(result: dict, split: str = "test") -> float:
+    """The run's final error on ``split`` (test, val or train) as a float (NaN when missing)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return _to_float((result.get("final") or {}).get(f"{split}_error"))
 
 
 def is_diverged(result: dict) -> bool:
@@ -216,15 +227,19 @@ def _group(results: Iterable[dict]) -> dict[tuple[str, str, str], list[dict]]:
     return groups
 
 
-def summarize(results: Iterable[dict]) -> list[Summary]:
-    """One :class:`Summary` per (task, model, method), sorted in table order."""
+def summarize(results: Iterable[dict], split: str = "test") -> list[Summary]:
+    """One :class:`Summary` per (task, model, method), sorted in table order.
+
+    ``split="val"`` summarizes the final validation error instead: the number a choice
+    between variants may be based on (the test error never may).
+    """
     results = list(results)
     order = {m: i for i, m in enumerate(method_order(r["method"] for r in results))}
     out = []
     for (task, model, method), runs in _group(results).items():
         runs_by_seed = _by_seed(runs)
         values = {
-            s: (math.nan if is_diverged(r) else final_test_error(r))
+            s: (math.nan if is_diverged(r) else final_error(r, split))
             for s, r in sorted(runs_by_seed.items())
         }
         finite = [v for v in values.values() if math.isfinite(v)]
@@ -270,10 +285,10 @@ class PairedComparison:
 
 
 def paired_comparison(
-    results: Iterable[dict], method: str, baseline: str = "baseline"
+    results: Iterable[dict], method: str, baseline: str = "baseline", split: str = "test"
 ) -> dict[tuple[str, str], PairedComparison]:
     """Per-seed ``method`` vs ``baseline`` comparison for every (task, model) with both."""
-    summaries = summarize(results)
+    summaries = summarize(results, split)
     index = {(s.task, s.model, s.method): s for s in summaries}
     out = {}
     for s in summaries:
@@ -350,6 +365,7 @@ def format_table(
     markdown: bool = False,
     paired: bool = False,
     baseline: str = "baseline",
+    split: str = "test",
 ) -> str:
     """Table-1-style final test error: one row per (task, model), one column per method.
 
@@ -357,9 +373,10 @@ def format_table(
     is bold in Markdown and starred in plain text. With ``paired=True`` a second table
     compares every other method with ``baseline`` seed by seed: mean ± std of the
     difference (method − baseline) and how many shared seeds the method won.
+    ``split`` selects the final error reported (test, val or train).
     """
     results = list(results)
-    summaries = summarize(results)
+    summaries = summarize(results, split)
     if not summaries:
         return "(no results)"
     methods = method_order(s.method for s in summaries)
@@ -383,7 +400,8 @@ def format_table(
         rows.append(row)
 
     lines = [
-        "Final test error (lower is better): mean ± sample std over non-diverged seeds; "
+        f"Final {_SPLIT_NAMES[split]} error (lower is better): "
+        "mean ± sample std over non-diverged seeds; "
         + ("**bold**" if markdown else "*")
         + " = lowest mean in the row.",
         "",
@@ -398,11 +416,11 @@ def format_table(
         elif not others:
             lines.append("(only baseline runs: nothing to compare)")
         else:
-            comps = {m: paired_comparison(results, m, baseline) for m in others}
+            comps = {m: paired_comparison(results, m, baseline, split) for m in others}
             lines += [
                 f"Paired vs {labels[baseline]} on shared seeds: mean ± std of "
                 f"(method − {labels[baseline]}) over seeds where both are finite; "
-                "wins = seeds with lower test error (a diverged run loses).",
+                f"wins = seeds with lower {_SPLIT_NAMES[split]} error (a diverged run loses).",
                 "",
             ]
             p_header = ["Task", "Model"] + [f"{labels[m]} vs {labels[baseline]}" for m in others]
