@@ -8,6 +8,7 @@ offline ML3 phase that gives ϕ a sensible start (Algorithm 1).
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -52,10 +53,19 @@ def cycle(batches: Iterable) -> Iterator:
 
 
 def _all_finite(tensors) -> bool:
-    tensors = [t for t in tensors if t.numel()]
-    if not tensors:
-        return True
-    return bool(torch.isfinite(torch.stack([t.detach().sum() for t in tensors])).all())
+    return _all_finite_and_value(tensors)[0]
+
+
+def _all_finite_and_value(tensors, value: torch.Tensor | None = None) -> tuple[bool, float]:
+    """Whether every tensor is finite, and ``value`` as a float, for one device sync."""
+    sums = [t.detach().sum() for t in tensors if t.numel()]
+    flags = [torch.isfinite(torch.stack(sums)).all()] if sums else []
+    if value is not None:
+        flags.append(value.detach().reshape(()))
+    if not flags:
+        return True, math.nan
+    host = torch.stack([f.to(torch.float64) for f in flags]).tolist()
+    return (bool(host[0]) if sums else True), (host[-1] if value is not None else math.nan)
 
 
 class OnlineMetaOptimizer(torch.optim.Optimizer):
@@ -282,13 +292,17 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
                 ("the updated parameters", hg.new_params),
                 ("the meta-gradient", hg.meta_grads),
             )
-            # One device sync for the common case; name the culprit only on failure.
-            if not _all_finite([t for _, tensors in checks for t in tensors]):
+            # One device sync (checks and the task loss for the divergence watch) in the
+            # common case; name the culprit only on failure.
+            finite, task_loss = _all_finite_and_value(
+                [t for _, tensors in checks for t in tensors], hg.task_loss
+            )
+            if not finite:
                 what = next(what for what, tensors in checks if not _all_finite(tensors))
                 return self._reject(stats, what)
             self._commit(params, hg.new_params, hg.new_state, hg.meta_grads)
             result = StepResult(hg.learned_loss, hg.task_loss, meta_updated=bool(self.meta_params))
-            self._watch_divergence(float(hg.task_loss))
+            self._watch_divergence(task_loss)
         else:
             out, _, stats = self._forward(x)
             learned = self._base_loss_module()(*self._loss_inputs(out, y))

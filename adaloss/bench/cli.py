@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
+    from adaloss.bench.report import SPLITS
     from adaloss.bench.runner import add_run_arguments
     from adaloss.bench.speed import add_speed_arguments
 
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--paired", action="store_true", help="add per-seed comparison to baseline")
     table.add_argument(
         "--split",
-        choices=("test", "val", "train"),
+        choices=SPLITS,
         default="test",
         help="which final error to tabulate (choose variants on val, never on test)",
     )
