@@ -8,7 +8,6 @@ offline ML3 phase that gives ϕ a sensible start (Algorithm 1).
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -53,19 +52,18 @@ def cycle(batches: Iterable) -> Iterator:
 
 
 def _all_finite(tensors) -> bool:
-    return _all_finite_and_value(tensors)[0]
-
-
-def _all_finite_and_value(tensors, value: torch.Tensor | None = None) -> tuple[bool, float]:
-    """Whether every tensor is finite, and ``value`` as a float, for one device sync."""
     sums = [t.detach().sum() for t in tensors if t.numel()]
-    flags = [torch.isfinite(torch.stack(sums)).all()] if sums else []
-    if value is not None:
-        flags.append(value.detach().reshape(()))
-    if not flags:
-        return True, math.nan
-    host = torch.stack([f.to(torch.float64) for f in flags]).tolist()
-    return (bool(host[0]) if sums else True), (host[-1] if value is not None else math.nan)
+    return not sums or bool(torch.isfinite(torch.stack(sums)).all())
+
+
+def _all_finite_and_value(tensors, value: torch.Tensor) -> tuple[bool, float]:
+    """``_all_finite(tensors)`` and ``float(value)`` for one device sync instead of two."""
+    sums = [t.detach().sum() for t in tensors if t.numel()]
+    if not sums:
+        return True, float(value)
+    finite = torch.isfinite(torch.stack(sums)).all().to(torch.float64)
+    finite, value = torch.stack([finite, value.detach().reshape(()).to(torch.float64)]).tolist()
+    return bool(finite), value
 
 
 class OnlineMetaOptimizer(torch.optim.Optimizer):
