@@ -19,7 +19,6 @@ from torch import nn
 
 import adaloss
 from adaloss.bench import runner
-from adaloss.bench.datasets import batches, load_dataset
 
 
 def loss_network(bias_free: bool, kaiming: bool) -> adaloss.LossNetwork:
@@ -51,25 +50,14 @@ def main() -> None:
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
 
-    # The same θ_0, ϕ_0 and batch streams as `adaloss run` for this seed.
-    data = load_dataset(args.task, None, seed=args.seed)
-    task = adaloss.Regression(data.num_outputs)
-    torch.manual_seed(args.seed)
-    config = runner.RunConfig(args.task, "adaloss_mlp", args.method, args.seed, args.steps)
-    model = runner._make_model(config, data).train()
-    base = torch.optim.SGD(model.parameters(), lr=0.001)
-    val_batch = min(128, len(data.val))
-    torch.manual_seed(10_000 + args.seed)
-    loss = loss_network(args.bias_free, args.kaiming)
-    opt = adaloss.MetaLossOptimizer(
-        model, base, task, loss=loss, meta_lr=args.meta_lr, online=args.method == "adalfl"
-    )
-    opt.initialize(
-        batches(data.train, 128, seed=20_000 + args.seed),
-        batches(data.val, val_batch, seed=30_000 + args.seed),
-        steps=args.init_steps,
-        meta_lr=1e-3,
-    )
+    # The same θ_0, ϕ_0, batch streams and offline phase as `adaloss run` for this seed.
+    config = runner.RunConfig(
+        args.task, "adaloss_mlp", args.method, args.seed, args.steps, lr=0.001,
+        meta_lr=args.meta_lr, init_steps=args.init_steps,
+    )  # fmt: skip
+    run = runner.prepare_run(config, make_loss=lambda: loss_network(args.bias_free, args.kaiming))
+    data, task, model, opt = run.data, run.task, run.model, run.opt
+    loss = opt.loss
 
     errors = torch.linspace(-0.4, 0.4, 9)
     pred = (args.target + errors).requires_grad_()
@@ -79,8 +67,7 @@ def main() -> None:
     print("  learned:", [round(v, 2) for v in slope.tolist()])
     print("  MSE    :", [round(2 * e, 2) for e in errors.tolist()])
 
-    train = batches(data.train, 128, seed=args.seed)
-    val = batches(data.val, val_batch, seed=args.seed + 1)
+    train, val = run.train, run.val
     for step in range(1, args.steps + 1):
         x, y = next(train)
         result = opt.step(x, y, *next(val))

@@ -14,9 +14,7 @@ import warnings
 
 import torch
 
-import adaloss
 from adaloss.bench import runner
-from adaloss.bench.datasets import batches, load_dataset
 
 PRINT_AT = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
 
@@ -31,27 +29,11 @@ def main() -> None:
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
 
-    data = load_dataset("digits", None, seed=args.seed)
-    task = adaloss.Classification(data.num_outputs)
-    torch.manual_seed(args.seed)
-    config = runner.RunConfig("digits", "adaloss_mlp", args.method, args.seed, args.steps)
-    model = runner._make_model(config, data).train()
-    base = torch.optim.SGD(model.parameters(), lr=0.01)
-    val_batch = min(128, len(data.val))
-    torch.manual_seed(10_000 + args.seed)
-    opt = adaloss.MetaLossOptimizer(
-        model, base, task, loss=adaloss.LossNetwork(), meta_lr=args.meta_lr,
-        online=args.method == "adalfl",
-    )  # fmt: skip
-    opt.initialize(
-        batches(data.train, 128, seed=20_000 + args.seed),
-        batches(data.val, val_batch, seed=30_000 + args.seed),
-        steps=runner.DEFAULT_INIT_STEPS,
-        meta_lr=1e-3,
+    config = runner.RunConfig(
+        "digits", "adaloss_mlp", args.method, args.seed, args.steps, lr=0.01, meta_lr=args.meta_lr
     )
-
-    train = batches(data.train, 128, seed=args.seed)
-    val = batches(data.val, val_batch, seed=args.seed + 1)
+    run = runner.prepare_run(config)  # the same θ_0, ϕ_0 and offline phase as `adaloss run`
+    model, opt, train, val = run.model, run.opt, run.train, run.val
     for step in range(args.steps + 1):
         x, y = next(train)
         if step in PRINT_AT:

@@ -14,6 +14,7 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -164,18 +165,37 @@ def _error(model: nn.Module, task, ds, device, limit: int | None = None) -> floa
     return total / max(count, 1)
 
 
-def run_one(config: RunConfig, progress: bool = True) -> dict:
-    """Train one (task, model, method, seed) and return its result record."""
+@dataclass
+class PreparedRun:
+    """Everything a run trains with, after the offline phase; see ``prepare_run``."""
+
+    data: object
+    task: object
+    model: nn.Module
+    base: torch.optim.Optimizer
+    opt: torch.optim.Optimizer | None  # None for the baseline
+    timeline: object | None  # LossTimeline of a learned loss, else None
+    train: object  # training batch stream
+    val: object  # validation (meta-objective) batch stream
+    init_time: float  # seconds spent building the meta optimizer and in the offline phase
+
+
+def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = None) -> PreparedRun:
+    """Build θ_0, ϕ_0 and the batch streams for ``config`` and run the offline phase.
+
+    Seeds depend on ``config.seed`` only, so every method of a seed starts alike.
+    ``make_loss`` builds a learned loss other than the one ``config.loss`` names (the probes
+    in scripts/ use it); it is called after ϕ_0's seed is set, as ``config.loss`` is.
+    """
     import adaloss
     from adaloss.bench.datasets import batches, load_dataset
     from adaloss.timeline import LossTimeline
 
     device = torch.device(config.device)
     data = load_dataset(config.task, config.data_dir, seed=config.seed)
-    regression = data.kind == "regression"
     task = (
         adaloss.Regression(data.num_outputs)
-        if regression
+        if data.kind == "regression"
         else adaloss.Classification(data.num_outputs)
     )
     torch.manual_seed(config.seed)  # θ_0 depends on the seed only, not on the method
@@ -199,7 +219,7 @@ def run_one(config: RunConfig, progress: bool = True) -> dict:
             opt = adaloss.MetaLROptimizer(model, base, task, meta_lr=config.meta_lr,
                                           meta_every=config.meta_every)  # fmt: skip
         else:
-            loss = _make_loss(config.loss).to(device)
+            loss = (make_loss() if make_loss else _make_loss(config.loss)).to(device)
             opt = adaloss.MetaLossOptimizer(
                 model, base, task, loss=loss, meta_lr=config.meta_lr, hypergrad=config.hypergrad,
                 meta_every=config.meta_every, online=config.method == "adalfl",
@@ -217,6 +237,17 @@ def run_one(config: RunConfig, progress: bool = True) -> dict:
             inner_steps=config.inner_steps,
         )
     init_time = time.perf_counter() - started
+    return PreparedRun(data, task, model, base, opt, timeline, train, val, init_time)
+
+
+def run_one(config: RunConfig, progress: bool = True) -> dict:
+    """Train one (task, model, method, seed) and return its result record."""
+    device = torch.device(config.device)
+    run = prepare_run(config)
+    data, task, model, base, opt = run.data, run.task, run.model, run.base, run.opt
+    timeline, train, val, init_time = run.timeline, run.train, run.val, run.init_time
+    regression = data.kind == "regression"
+    started = time.perf_counter() - init_time  # wall time: offline phase + training
 
     eval_every = config.eval_every or max(1, config.steps // 50)
     snapshot_every = config.snapshot_every or max(1, config.steps // 10)
