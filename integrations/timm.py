@@ -41,6 +41,8 @@ from timm.models.vgg import VGG
 from timm.models.vgg import cfgs as _vgg_layer_cfgs
 from torch import nn
 
+from adaloss.bench.datasets import NORMALIZATION
+
 __all__ = [
     "MLP",
     "AllCNNC",
@@ -50,10 +52,11 @@ __all__ = [
     "cifar_stem",
 ]
 
-MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
-CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
-SVHN_MEAN, SVHN_STD = (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)
+
+def _normalization(dataset: str) -> dict[str, tuple[float, ...]]:
+    """mean/std of a pretrained config: the values the benchmark's loader normalizes with."""
+    mean, std = NORMALIZATION[dataset]
+    return {"mean": mean, "std": std}
 
 
 def _linear_or_identity(in_features: int, num_classes: int) -> nn.Module:
@@ -566,8 +569,7 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
         "pool_size": None,
         "crop_pct": 1.0,
         "interpolation": "bilinear",
-        "mean": CIFAR10_MEAN,
-        "std": CIFAR10_STD,
+        **_normalization("cifar10"),
         "first_conv": "conv1",
         "classifier": "fc",
         "paper_ids": "arXiv:2301.13247",
@@ -575,7 +577,7 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
     }
 
 
-_MNIST = dict(input_size=(1, 28, 28), mean=MNIST_MEAN, std=MNIST_STD)
+_MNIST = dict(input_size=(1, 28, 28), **_normalization("mnist"))
 
 default_cfgs = generate_default_cfgs(
     {
@@ -603,11 +605,11 @@ default_cfgs = generate_default_cfgs(
             description="VGG-16 with BatchNorm (Simonyan & Zisserman 2015), CIFAR head",
         ),
         "adaloss_wrn28_10": _cfg(
-            num_classes=100, mean=CIFAR100_MEAN, std=CIFAR100_STD, pool_size=(8, 8),
+            num_classes=100, **_normalization("cifar100"), pool_size=(8, 8),
             description="WRN-28-10 (Zagoruyko & Komodakis 2016), CIFAR-100 in the paper",
         ),
         "adaloss_wrn16_8": _cfg(
-            mean=SVHN_MEAN, std=SVHN_STD, pool_size=(8, 8),
+            **_normalization("svhn"), pool_size=(8, 8),
             description="WRN-16-8 (Zagoruyko & Komodakis 2016), SVHN in the paper",
         ),
         "adaloss_squeezenet_cifar": _cfg(

@@ -42,7 +42,7 @@ def _data_dir_for(name: str) -> Path | None:
 
 
 def _normalized(images_uint8: np.ndarray, name: str) -> torch.Tensor:
-    mean, std = D._NORMALIZATION[name]
+    mean, std = D.NORMALIZATION[name]
     x = torch.as_tensor(images_uint8).float() / 255
     return (x - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
 
@@ -347,7 +347,7 @@ def test_augmentation_on_train_only(cifar):
     plain, y2 = cifar.train.batch(idx, augment=False)
     assert torch.equal(y, y2) and aug.shape == plain.shape == (len(idx), 3, 32, 32)
     assert (aug != plain).flatten(1).any(1).float().mean() > 0.9  # P(identity) = 1/162
-    mean, std = (torch.tensor(v).view(-1, 1, 1) for v in D._NORMALIZATION["cifar10"])
+    mean, std = (torch.tensor(v).view(-1, 1, 1) for v in D.NORMALIZATION["cifar10"])
     unnorm = cifar.train.images[idx].float() / 255
     for i in range(0, len(idx), 9):
         aug01 = (aug[i] * std + mean).mul(255).round() / 255

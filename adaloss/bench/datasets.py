@@ -31,6 +31,7 @@ from torch import Tensor
 
 __all__ = [
     "DATASETS",
+    "NORMALIZATION",
     "ArrayDataset",
     "Dataset",
     "ImageDataset",
@@ -49,13 +50,14 @@ SPLIT_SEED = 0
 VAL_FRACTION = 0.1
 TEST_FRACTION = 0.2
 
-# Per-channel mean/std of the training images (on the [0, 1] scale).
-_NORMALIZATION = {
+NORMALIZATION = {
     "mnist": ((0.1307,), (0.3081,)),
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
 }
+"""Per-channel mean/std of the training images on the [0, 1] scale; the timm integration's
+pretrained configs quote the same values."""
 
 _CRIME_URL = (
     "https://archive.ics.uci.edu/ml/machine-learning-databases/communities/communities.data"
@@ -448,7 +450,7 @@ def _images(name, train_x, train_y, test_x, test_y, num_classes, seed) -> Datase
     train_y = torch.as_tensor(np.asarray(train_y), dtype=torch.int64)
     test_y = torch.as_tensor(np.asarray(test_y), dtype=torch.int64)
     tr, va = (torch.as_tensor(i) for i in _val_split(len(train_y), seed, train_y.numpy()))
-    mean, std = _NORMALIZATION[name]
+    mean, std = NORMALIZATION[name]
     augment = name != "mnist"
     return Dataset(
         name=name,
