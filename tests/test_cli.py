@@ -58,6 +58,8 @@ def test_run_table_plot_regression(tmp_path, data_dir, capsys):
     assert "diabetes" in table and "AdaLFL" in table and "wins" in table
     assert main(["table", str(out), "--split", "val"]) == 0
     assert capsys.readouterr().out.startswith("Final validation error")
+    assert main(["table", str(out), "--per-seed"]) == 0
+    assert "diabetes / adaloss_mlp, final test error per seed:" in capsys.readouterr().out
 
     assert main(["plot", str(out), "--out", str(tmp_path / "fig")]) == 0
     pngs = sorted((tmp_path / "fig").glob("*.png"))

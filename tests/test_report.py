@@ -285,6 +285,28 @@ def test_paired_table_markdown(results):
     assert "paired comparison skipped" in format_table(no_base, paired=True)
 
 
+def test_per_seed_tables_list_every_value(results):
+    runs = [r for r in results if not (r["method"] == "ml3" and r["seed"] == 1)]  # one gap
+    text = format_table(runs, markdown=True, split="val", per_seed=True)
+    blocks = _table_blocks(text)
+    assert len(blocks) == 1 + len(ERRORS)  # the summary, then one table per (task, model)
+    for (task, model, _), by_method, block in zip(ERRORS, ERRORS.values(), blocks[1:], strict=True):
+        assert f"{task} / {model}, final validation error per seed:" in text
+        assert _md_cells(block[0]) == ["Seed"] + [LABELS[m] for m in METHODS]
+        assert [_md_cells(line)[0] for line in block[2:]] == [str(s) for s in SEEDS]
+        for line in block[2:]:
+            seed = int(_md_cells(line)[0])
+            for method, cell in zip(METHODS, _md_cells(line)[1:], strict=True):
+                err = by_method[method][seed]
+                if method == "ml3" and seed == 1:
+                    assert cell == "-"
+                elif err is None:
+                    assert cell == "diverged"
+                else:
+                    assert cell == f"{err / 2:.4f}"  # val_error is test_error / 2 here
+    assert "per seed" not in format_table(runs)
+
+
 def test_all_diverged_and_missing_cells(results):
     runs = [dict(r) for r in results]
     for r in runs:

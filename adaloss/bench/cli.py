@@ -16,7 +16,15 @@ def _table(args: argparse.Namespace) -> int:
     from adaloss.bench.report import format_table, load_results
 
     results = load_results(args.directory)
-    print(format_table(results, markdown=args.markdown, paired=args.paired, split=args.split))
+    print(
+        format_table(
+            results,
+            markdown=args.markdown,
+            paired=args.paired,
+            split=args.split,
+            per_seed=args.per_seed,
+        )
+    )
     return 0
 
 
@@ -63,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("directory")
     table.add_argument("--markdown", action="store_true", help="Markdown instead of text")
     table.add_argument("--paired", action="store_true", help="add per-seed comparison to baseline")
+    table.add_argument("--per-seed", action="store_true", help="add each row's values seed by seed")
     table.add_argument(
         "--split",
         choices=SPLITS,

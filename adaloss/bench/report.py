@@ -366,6 +366,7 @@ def format_table(
     paired: bool = False,
     baseline: str = "baseline",
     split: str = "test",
+    per_seed: bool = False,
 ) -> str:
     """Table-1-style final test error: one row per (task, model), one column per method.
 
@@ -373,7 +374,9 @@ def format_table(
     is bold in Markdown and starred in plain text. With ``paired=True`` a second table
     compares every other method with ``baseline`` seed by seed: mean ± std of the
     difference (method − baseline) and how many shared seeds the method won.
-    ``split`` selects the final error reported (test, val or train).
+    ``split`` selects the final error reported (test, val or train). With
+    ``per_seed=True`` every (task, model) also gets a seed × method table of the values the
+    means are over, so that a bimodal row (some seeds collapse, some train) can be read.
     """
     results = list(results)
     summaries = summarize(results, split)
@@ -429,4 +432,30 @@ def format_table(
                 for task, model in rows_keys
             ]
             lines += _render(p_header, p_rows, markdown, n_left=2)
+    if per_seed:
+        for task, model in rows_keys:
+            lines += ["", f"{task} / {model}, final {_SPLIT_NAMES[split]} error per seed:", ""]
+            lines += _per_seed_table(task, model, methods, labels, index, markdown)
     return "\n".join(lines)
+
+
+def _per_seed_table(
+    task: str,
+    model: str,
+    methods: list[str],
+    labels: dict[str, str],
+    index: dict[tuple[str, str, str], Summary],
+    markdown: bool,
+) -> list[str]:
+    """Rows = seeds, columns = methods; "diverged" for a diverged run, "-" for no run."""
+    cells = {m: index.get((task, model, m)) for m in methods}
+    seeds = sorted({seed for c in cells.values() if c is not None for seed in c.values})
+
+    def value(summary: Summary | None, seed: int) -> str:
+        if summary is None or seed not in summary.values:
+            return "-"
+        v = summary.values[seed]
+        return _fmt(v) if math.isfinite(v) else "diverged"
+
+    rows = [[str(seed)] + [value(cells[m], seed) for m in methods] for seed in seeds]
+    return _render(["Seed"] + [labels[m] for m in methods], rows, markdown, n_left=1)
