@@ -36,17 +36,11 @@ def main() -> None:
     run = runner.prepare_run(config)
     if run.data.kind != "regression":
         raise SystemExit(f"--task must be a regression task, got {args.task!r}")
-    model, train, val = run.model, run.train, run.val
     for _ in range(args.steps):
-        x, y = next(train)
-        if run.opt is None:
-            run.base.zero_grad(set_to_none=True)
-            run.task.loss(model(x), y).backward()
-            run.base.step()
-        elif run.opt.step(x, y, *next(val)).skipped:
-            raise SystemExit("a step was skipped for non-finite values: the run diverged")
+        if not run.step():
+            raise SystemExit("a non-finite value stopped a step: the run diverged")
 
-    model.eval()
+    model = run.model.eval()
     test = run.data.test
     with torch.no_grad():
         pred = model(test.x)
@@ -54,15 +48,15 @@ def main() -> None:
     total = float(squared.sum())
     print(f"test MSE {total / len(squared):.4f} over {len(squared)} examples")
     train_max = run.data.train.x.abs().max(dim=0).values
-    order = squared.argsort(descending=True)[: args.worst]
-    for rank, i in enumerate(order.tolist(), 1):
+    order = squared.argsort(descending=True)
+    for rank, i in enumerate(order[: args.worst].tolist(), 1):
         z = test.x[i].abs()
         j = int(z.argmax())
         print(f"#{rank} example {i}: squared error {float(squared[i]):.4g} "
               f"({float(squared[i]) / total:.1%} of the sum), prediction "
               f"{pred[i].tolist()}, target {test.y[i].tolist()}, largest |z| {float(z[j]):.1f} "
               f"(feature {j}; training max {float(train_max[j]):.1f})")  # fmt: skip
-    rest = squared[squared.argsort(descending=True)[args.worst :]]
+    rest = squared[order[args.worst :]]
     print(f"test MSE without these {args.worst}: {float(rest.mean()):.4f}")
 
 

@@ -169,6 +169,7 @@ def _error(model: nn.Module, task, ds, device, limit: int | None = None) -> floa
 class PreparedRun:
     """Everything a run trains with, after the offline phase; see ``prepare_run``."""
 
+    config: RunConfig
     data: object
     task: object
     model: nn.Module
@@ -178,6 +179,21 @@ class PreparedRun:
     train: object  # training batch stream
     val: object  # validation (meta-objective) batch stream
     init_time: float  # seconds spent building the meta optimizer and in the offline phase
+
+    def step(self) -> bool:
+        """One training step on the next batch; False if a non-finite value stopped it."""
+        x, y = next(self.train)
+        if self.opt is None:
+            self.base.zero_grad(set_to_none=True)
+            loss_value = self.task.loss(self.model(x), y)
+            if not torch.isfinite(loss_value):
+                return False
+            loss_value.backward()
+            self.base.step()
+            return True
+        training_only = self.config.meta_objective == "training"
+        xv, yv = (None, None) if training_only else next(self.val)
+        return not self.opt.step(x, y, xv, yv).skipped
 
 
 def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = None) -> PreparedRun:
@@ -237,15 +253,15 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
             inner_steps=config.inner_steps,
         )
     init_time = time.perf_counter() - started
-    return PreparedRun(data, task, model, base, opt, timeline, train, val, init_time)
+    return PreparedRun(config, data, task, model, base, opt, timeline, train, val, init_time)
 
 
 def run_one(config: RunConfig, progress: bool = True) -> dict:
     """Train one (task, model, method, seed) and return its result record."""
     device = torch.device(config.device)
     run = prepare_run(config)
-    data, task, model, base, opt = run.data, run.task, run.model, run.base, run.opt
-    timeline, train, val, init_time = run.timeline, run.train, run.val, run.init_time
+    data, task, model, opt = run.data, run.task, run.model, run.opt
+    timeline, init_time = run.timeline, run.init_time
     regression = data.kind == "regression"
     started = time.perf_counter() - init_time  # wall time: offline phase + training
 
@@ -269,19 +285,7 @@ def run_one(config: RunConfig, progress: bool = True) -> dict:
     bar = tqdm(range(1, config.steps + 1), disable=not progress, leave=False,
                desc=f"{config.task}/{config.model}/{config.key}/seed{config.seed}")  # fmt: skip
     for step in bar:
-        x, y = next(train)
-        if opt is None:
-            base.zero_grad(set_to_none=True)
-            loss_value = task.loss(model(x), y)
-            if not torch.isfinite(loss_value):
-                diverged = True
-            else:
-                loss_value.backward()
-                base.step()
-        else:
-            xv, yv = (None, None) if config.meta_objective == "training" else next(val)
-            result = opt.step(x, y, xv, yv)
-            diverged = result.skipped
+        diverged = not run.step()
         if diverged:
             break
         if step % eval_every == 0 or step == config.steps:
