@@ -70,15 +70,17 @@ def test_regression_shapes_and_scaling(loaded, name):
     ds = loaded(name)
     assert (ds.kind, ds.num_outputs, ds.input_shape) == ("regression", 1, (f,))
     n_test = int(np.ceil(0.2 * n))
-    n_val = int(np.ceil(0.1 * (n - n_test)))
-    assert (len(ds.train), len(ds.val), len(ds.test)) == (n - n_test - n_val, n_val, n_test)
-    for split in (ds.train, ds.val, ds.test):
+    n_sel = int(np.ceil(0.1 * (n - n_test)))
+    n_val = int(np.ceil(0.1 * (n - n_test - n_sel)))
+    sizes = (len(ds.train), len(ds.val), len(ds.selection), len(ds.test))
+    assert sizes == (n - n_test - n_sel - n_val, n_val, n_sel, n_test)
+    for split in (ds.train, ds.val, ds.selection, ds.test):
         assert split.x.dtype == split.y.dtype == torch.float32
         assert split.x.shape[1:] == (f,) and split.y.shape[1:] == (1,)
         assert torch.isfinite(split.x).all() and torch.isfinite(split.y).all()
-    # statistics come from the training part (train + val) only
-    x_fit = torch.cat([ds.train.x, ds.val.x]).double()
-    y_fit = torch.cat([ds.train.y, ds.val.y])
+    # statistics come from the training part (train + val + selection) only
+    x_fit = torch.cat([ds.train.x, ds.val.x, ds.selection.x]).double()
+    y_fit = torch.cat([ds.train.y, ds.val.y, ds.selection.y])
     assert x_fit.mean(0).abs().max() < 1e-5
     assert (x_fit.std(0, unbiased=False) - 1).abs().max() < 1e-4
     assert ds.train.x.double().mean(0).abs().max() < 0.2
@@ -92,7 +94,8 @@ def test_regression_splits_partition_the_data(loaded, name):
     ds = loaded(name)
     x, y = D.__dict__[f"_read_{name}"](_data_dir_for(name) or Path("."), False)
     raw = np.column_stack([x, y])
-    got = torch.cat([torch.cat([s.x, s.y], 1) for s in (ds.train, ds.val, ds.test)]).double()
+    splits = (ds.train, ds.val, ds.selection, ds.test)
+    got = torch.cat([torch.cat([s.x, s.y], 1) for s in splits]).double()
     assert len(got) == len(raw) == len(np.unique(raw, axis=0))
     assert len(np.unique(got.numpy(), axis=0)) == len(raw)  # disjoint splits, no duplicates
     # each column is the raw column up to one increasing affine map: the same examples
@@ -108,6 +111,8 @@ def test_test_split_does_not_depend_on_seed(loaded, name):
     a, b = loaded(name, 0), loaded(name, 1)
     assert torch.equal(a.test.x, b.test.x) and torch.equal(a.test.y, b.test.y)
     assert not torch.equal(a.val.x, b.val.x)
+    # the selection split is fixed too: every seed and method is chosen on the same examples
+    assert torch.equal(a.selection.x, b.selection.x) and torch.equal(a.selection.y, b.selection.y)
     fit_a, fit_b = torch.cat([a.train.x, a.val.x]), torch.cat([b.train.x, b.val.x])
     assert torch.equal(fit_a.sort(0).values, fit_b.sort(0).values)  # same pool, re-split
 
@@ -137,10 +142,12 @@ def test_california_reads_file_without_header(tmp_path):
 def test_digits(loaded):
     ds = loaded("digits")
     assert (ds.kind, ds.num_outputs, ds.input_shape) == ("classification", 10, (64,))
-    assert (len(ds.train), len(ds.val), len(ds.test)) == (1293, 144, 360)
+    assert (len(ds.train), len(ds.val), len(ds.selection), len(ds.test)) == (1163, 130, 144, 360)
     assert ds.train.y.dtype == torch.int64 and ds.train.x.dtype == torch.float32
     assert 0 <= ds.train.x.min() and ds.train.x.max() <= 1
     counts = torch.bincount(ds.val.y, minlength=10)
+    assert counts.min() >= 12 and counts.max() <= 15  # stratified: ~13 per class
+    counts = torch.bincount(ds.selection.y, minlength=10)
     assert counts.min() >= 13 and counts.max() <= 16  # stratified: ~14.4 per class
 
 
@@ -223,12 +230,16 @@ def write_svhn(root: Path, n_train=100, n_test=20) -> dict:
 
 
 def _check_classification_splits(ds: D.Dataset, n_train: int, n_test: int, classes: int):
-    n_val = int(np.ceil(0.1 * n_train))
-    assert (len(ds.train), len(ds.val), len(ds.test)) == (n_train - n_val, n_val, n_test)
+    n_sel = int(np.ceil(0.1 * n_train))
+    n_val = int(np.ceil(0.1 * (n_train - n_sel)))
+    sizes = (len(ds.train), len(ds.val), len(ds.selection), len(ds.test))
+    assert sizes == (n_train - n_sel - n_val, n_val, n_sel, n_test)
     assert ds.kind == "classification" and ds.num_outputs == classes
-    counts = torch.bincount(ds.val.targets, minlength=classes)
-    assert counts.max() - counts.min() <= 1  # stratified (balanced labels written)
-    assert not ds.val.augment and not ds.test.augment
+    for split in (ds.val, ds.selection):
+        if len(split) >= classes:  # stratified where every class fits (balanced labels written)
+            counts = torch.bincount(split.targets, minlength=classes)
+            assert counts.max() - counts.min() <= 1
+    assert not ds.val.augment and not ds.selection.augment and not ds.test.augment
     x, y = ds.test[0]
     assert x.shape == ds.input_shape and x.dtype == torch.float32 and y.dtype == torch.int64
 
@@ -260,9 +271,10 @@ def test_cifar10(tmp_path):
     # CIFAR rows: 1024 red values, then green, then blue, each a row-major 32×32 plane
     torch.testing.assert_close(x, _normalized(data.reshape(-1, 3, 32, 32), "cifar10"))
     assert y.tolist() == labels
-    # train + val together are exactly the five training batches
+    # train + val + selection together are exactly the five training batches
     train = np.concatenate([d for d, _ in files["train"]]).reshape(-1, 3, 32, 32)
-    got = torch.cat([ds.train.images, ds.val.images]).reshape(len(train), -1).numpy()
+    parts = [ds.train.images, ds.val.images, ds.selection.images]
+    got = torch.cat(parts).reshape(len(train), -1).numpy()
     assert len(np.unique(np.concatenate([got, train.reshape(len(train), -1)]), axis=0)) == 100
 
 
@@ -430,7 +442,7 @@ def test_batches_on_any_map_style_dataset():
 
 def test_eval_batches_and_full_batch(cifar):
     chunks = list(D.eval_batches(cifar.train, batch_size=32))
-    assert [len(y) for _, y in chunks] == [32, 32, 26]
+    assert [len(y) for _, y in chunks] == [32, 32, 17]  # 81 = 100 - 10 selection - 9 val
     x, y = D.full_batch(cifar.train)
     assert torch.equal(torch.cat([c[0] for c in chunks]), x)  # ordered, unaugmented
     assert torch.equal(y, cifar.train.targets)

@@ -1,15 +1,20 @@
 """The paper's benchmark tasks (§4.2, Appendix C), loaded into one small structure.
 
-Every task comes as train / val / test splits of CPU tensors:
+Every task comes as train / val / selection / test splits of CPU tensors (the
+four-way protocol of the paper's Appendix D.5):
 
 - regression (diabetes, crime, california): a fixed 80/20 train/test split (the same
   for every seed), features standardized and targets min-max scaled to [0, 1] with
-  statistics of the training part only, then 10% of it held out as validation;
+  statistics of the training part only;
 - classification (digits, mnist, cifar10, cifar100, svhn): the original train/test
-  split (digits: a fixed stratified 80/20 one), then a stratified 10% validation split.
+  split (digits: a fixed stratified 80/20 one);
+- then a fixed 10% of the training part is held out as the selection split (the same
+  for every seed; stratified for classification), and a seeded 10% of the rest as the
+  validation split.
 
-The validation split only feeds the meta-objective; the test split is never used
-for any choice. CIFAR and SVHN training images are augmented (random crop with
+The validation split only feeds the meta-objective; the selection split is seen by no
+training step and is what recipes and hyper-parameters are chosen on; the test split
+is never used for any choice. CIFAR and SVHN training images are augmented (random crop with
 4-pixel padding, horizontal flip) on the fly; validation and test images are only
 normalized. `batches` gives reproducible infinite batch streams, `eval_batches` one
 ordered, unaugmented pass for evaluation.
@@ -48,6 +53,7 @@ SPLIT_SEED = 0
 """random_state of the fixed 80/20 train/test split of the datasets that have none."""
 
 VAL_FRACTION = 0.1
+SELECTION_FRACTION = 0.1
 TEST_FRACTION = 0.2
 
 NORMALIZATION = {
@@ -219,8 +225,9 @@ class Dataset:
     kind: str  # "regression" | "classification"
     num_outputs: int  # regression targets, or number of classes
     input_shape: tuple[int, ...]  # per example, e.g. (10,) or (1, 28, 28)
-    train: torch.utils.data.Dataset  # 90% of the original training split
-    val: torch.utils.data.Dataset  # 10% held out: feeds the meta-objective only
+    train: torch.utils.data.Dataset  # 81% of the original training split
+    val: torch.utils.data.Dataset  # 9%: feeds the meta-objective only
+    selection: torch.utils.data.Dataset  # 10%, fixed: seen by no training step; for choices
     test: torch.utils.data.Dataset
 
 
@@ -327,11 +334,28 @@ def load_dataset(
 
 
 def _val_split(n: int, seed: int, stratify: np.ndarray | None = None):
+    """Indices (train, val, selection) into a training part of ``n`` examples.
+
+    The selection split depends on nothing but ``n`` (and the labels), so every seed and
+    every method is chosen on the same held-out examples; the validation split is seeded.
+    """
+    rest, selection = _split(np.arange(n), SELECTION_FRACTION, SPLIT_SEED, stratify)
+    tr, va = _split(rest, VAL_FRACTION, seed, stratify)
+    return tr, va, selection
+
+
+def _split(indices: np.ndarray, fraction: float, seed: int, labels: np.ndarray | None):
+    """Hold out ``fraction`` of ``indices``, stratified by ``labels`` where every class can
+    be represented (tiny data sets fall back to a plain random split)."""
     from sklearn.model_selection import train_test_split
 
-    return train_test_split(
-        np.arange(n), test_size=VAL_FRACTION, random_state=seed, stratify=stratify
-    )
+    strata = None if labels is None else labels[indices]
+    if strata is not None:
+        classes, counts = np.unique(strata, return_counts=True)
+        held = int(np.ceil(fraction * len(indices)))
+        if counts.min() < 2 or held < len(classes) or len(indices) - held < len(classes):
+            strata = None
+    return train_test_split(indices, test_size=fraction, random_state=seed, stratify=strata)
 
 
 def _regression(name: str, x: np.ndarray, y: np.ndarray, seed: int) -> Dataset:
@@ -353,7 +377,7 @@ def _regression(name: str, x: np.ndarray, y: np.ndarray, seed: int) -> Dataset:
             torch.as_tensor((ys - lo) / span, dtype=torch.float32),
         )
 
-    tr, va = _val_split(len(x_tr), seed)
+    tr, va, sel = _val_split(len(x_tr), seed)
     return Dataset(
         name=name,
         kind="regression",
@@ -361,6 +385,7 @@ def _regression(name: str, x: np.ndarray, y: np.ndarray, seed: int) -> Dataset:
         input_shape=(x.shape[1],),
         train=tensors(x_tr[tr], y_tr[tr]),
         val=tensors(x_tr[va], y_tr[va]),
+        selection=tensors(x_tr[sel], y_tr[sel]),
         test=tensors(x_te, y_te),
     )
 
@@ -426,7 +451,7 @@ def _load_digits(seed: int) -> Dataset:
     x_tr, x_te, y_tr, y_te = train_test_split(
         x / 16.0, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=y
     )
-    tr, va = _val_split(len(x_tr), seed, stratify=y_tr)
+    tr, va, sel = _val_split(len(x_tr), seed, stratify=y_tr)
 
     def tensors(xs, ys):
         return ArrayDataset(
@@ -440,6 +465,7 @@ def _load_digits(seed: int) -> Dataset:
         input_shape=(64,),
         train=tensors(x_tr[tr], y_tr[tr]),
         val=tensors(x_tr[va], y_tr[va]),
+        selection=tensors(x_tr[sel], y_tr[sel]),
         test=tensors(x_te, y_te),
     )
 
@@ -449,7 +475,7 @@ def _images(name, train_x, train_y, test_x, test_y, num_classes, seed) -> Datase
     train_x, test_x = torch.as_tensor(train_x), torch.as_tensor(test_x)
     train_y = torch.as_tensor(np.asarray(train_y), dtype=torch.int64)
     test_y = torch.as_tensor(np.asarray(test_y), dtype=torch.int64)
-    tr, va = (torch.as_tensor(i) for i in _val_split(len(train_y), seed, train_y.numpy()))
+    tr, va, sel = (torch.as_tensor(i) for i in _val_split(len(train_y), seed, train_y.numpy()))
     mean, std = NORMALIZATION[name]
     augment = name != "mnist"
     return Dataset(
@@ -459,6 +485,7 @@ def _images(name, train_x, train_y, test_x, test_y, num_classes, seed) -> Datase
         input_shape=tuple(train_x.shape[1:]),
         train=ImageDataset(train_x[tr], train_y[tr], mean, std, augment=augment),
         val=ImageDataset(train_x[va], train_y[va], mean, std),
+        selection=ImageDataset(train_x[sel], train_y[sel], mean, std),
         test=ImageDataset(test_x, test_y, mean, std),
     )
 
