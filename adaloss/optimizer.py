@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
 
+from adaloss.guard import GradientScaleGuard, ScaledLoss
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, grads_or_zeros, unroll
 from adaloss.inner import DifferentiableUpdate
 from adaloss.losses import LossNetwork
 from adaloss.modelcalls import RNGReplay, parameter_names, restore_buffers, snapshot_running_stats
-from adaloss.tasks import Task, check_finite
+from adaloss.recipes import Recipe, get_recipe
+from adaloss.tasks import Regression, Task, check_finite
+from adaloss.warmstart import DEFAULT_RANGE, target_range, warm_start
 
 ENGINES = ("forward", "unroll")
 DIVERGENCE_FACTOR = 100.0  # warn when the meta-objective's average exceeds its best by this
@@ -34,6 +37,7 @@ class StepResult:
     task_loss: torch.Tensor | None  # L_T on the validation batch at θ_{t+1}; None without meta step
     meta_updated: bool  # whether ϕ took a step
     skipped: bool = False  # rejected for non-finite values: nothing changed
+    loss_scale: torch.Tensor | None = None  # the guard's factor on M_ϕ (1: not clipped); None: off
 
 
 def cycle(batches: Iterable) -> Iterator:
@@ -184,14 +188,18 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
     def _after_meta_step(self) -> None:
         """Hook: runs after ϕ changed (Meta-LR writes the learned rate into param_groups)."""
 
-    def _forward(self, x: torch.Tensor):
+    def _prepare_step_loss(self, out: torch.Tensor, y: torch.Tensor) -> None:
+        """Hook: runs after the training forward (the learned loss's guard reads the outputs)."""
+
+    def _forward(self, x: torch.Tensor, y: torch.Tensor):
         """Training forward: returns (output, RNG before it, BatchNorm snapshot)."""
         rng = RNGReplay(self.device)
         stats = snapshot_running_stats(self.model)
         out = self.model(x)
         try:
             self.task.check_outputs(out, x.shape[0])
-        except ValueError:
+            self._prepare_step_loss(out, y)
+        except BaseException:
             restore_buffers(stats)
             raise
         return out, rng, stats
@@ -202,7 +210,7 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
         If the forward engine meets an operation without a forward-mode rule, the
         step is redone from the same RNG state and statistics with ``unroll``.
         """
-        out, rng, stats = self._forward(x)
+        out, rng, stats = self._forward(x, y)
         try:
             try:
                 return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), stats
@@ -210,7 +218,7 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
                 self._fall_back_to_unroll(err)
                 restore_buffers(stats)
                 rng.rewind()
-                out, rng, _ = self._forward(x)
+                out, rng, _ = self._forward(x, y)
                 return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), stats
         except BaseException:
             restore_buffers(stats)  # an error mid-step must not leave BatchNorm updated
@@ -299,10 +307,15 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
                 what = next(what for what, tensors in checks if not _all_finite(tensors))
                 return self._reject(stats, what)
             self._commit(params, hg.new_params, hg.new_state, hg.meta_grads)
-            result = StepResult(hg.learned_loss, hg.task_loss, meta_updated=bool(self.meta_params))
+            result = StepResult(
+                hg.learned_loss,
+                hg.task_loss,
+                meta_updated=bool(self.meta_params),
+                loss_scale=self._after_commit(),
+            )
             self._watch_divergence(task_loss)
         else:
-            out, _, stats = self._forward(x)
+            out, _, stats = self._forward(x, y)
             learned = self._base_loss_module()(*self._loss_inputs(out, y))
             grads = grads_or_zeros(torch.autograd.grad(learned, params, allow_unused=True), params)
             if not _all_finite([learned]):
@@ -310,9 +323,15 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
             if not _all_finite(grads):
                 return self._reject(stats, "the base gradient")
             self._plain_update(params, grads)
-            result = StepResult(learned.detach(), None, meta_updated=False)
+            result = StepResult(
+                learned.detach(), None, meta_updated=False, loss_scale=self._after_commit()
+            )
         self.steps += 1
         return result
+
+    def _after_commit(self) -> torch.Tensor | None:
+        """Hook: bookkeeping of a committed step; returns the guard's loss scale, if any."""
+        return None
 
     def _loss_inputs(self, out, y):
         return self.task.learned_loss_inputs(out, y)
@@ -369,7 +388,14 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
             "meta_optimizer": self.meta_optimizer.state_dict() if self.meta_optimizer else None,
             "steps": self.steps,
             "skipped_steps": self.skipped_steps,
+            **self._extra_state(),
         }
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, state_dict: dict[str, Any]) -> None:
+        """Hook: the subclass's own entries of a checkpoint."""
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved = state_dict["meta_params"]
@@ -387,6 +413,7 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
             self.meta_optimizer.load_state_dict(state_dict["meta_optimizer"])
         self.steps = state_dict["steps"]
         self.skipped_steps = state_dict["skipped_steps"]
+        self._load_extra_state(state_dict)
         self._after_meta_step()
 
 
@@ -400,8 +427,13 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         task: ``Classification(C)``, ``BinaryClassification()`` or ``Regression(n)``.
         loss: the learned loss, any module ``(pred, target) -> scalar`` on the task's
             mapped (B, C) tensors; default ``LossNetwork()`` on the model's device/dtype.
+        recipe: ``"default"`` (task-loss warm start, η = 1e-4, the guard on; chosen on
+            held-out data, see BENCHMARKS.md), ``"paper"`` (Algorithm 1's offline phase,
+            η = 1e-5, no guard: the paper's Appendix C) or an ``adaloss.recipes.Recipe``.
         meta_optimizer: default ``torch.optim.Adam(loss.parameters(), lr=meta_lr)``.
-        meta_lr: online meta learning rate η (paper: 1e-5).
+        meta_lr: online meta learning rate η; ``None`` takes the recipe's.
+        guard: bound κ on ‖∂M_ϕ/∂f‖ / ‖∂L_T/∂f‖ per step (``adaloss.guard``); ``None``
+            takes the recipe's, ``False`` turns the guard off.
         hypergrad: ``"forward"`` (exact forward-mode engine, default) or ``"unroll"``
             (the reference: backprop through TorchOpt's differentiable update).
         meta_every: update ϕ on every k-th step only; the others are plain base steps.
@@ -417,12 +449,27 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         task: Task,
         loss: nn.Module | None = None,
         meta_optimizer: torch.optim.Optimizer | None = None,
-        meta_lr: float = 1e-5,
+        meta_lr: float | None = None,
         hypergrad: str = "forward",
         meta_every: int = 1,
         online: bool = True,
         jvp: str = "autograd",
+        recipe: str | Recipe = "default",
+        guard: float | bool | None = None,
     ) -> None:
+        recipe = get_recipe(recipe)
+        if guard is not None and guard is not False:
+            if isinstance(guard, bool) or not isinstance(guard, int | float) or not guard > 0:
+                raise ValueError(f"guard must be a bound > 0, None or False; got {guard!r}")
+        self.recipe = replace(
+            recipe,
+            meta_lr=recipe.meta_lr if meta_lr is None else meta_lr,
+            guard=recipe.guard if guard is None else (None if guard is False else float(guard)),
+        )
+        self.guard = None if self.recipe.guard is None else GradientScaleGuard(self.recipe.guard)
+        self.started = False  # whether the recipe's start (warm start / offline phase) ran
+        self._scale: torch.Tensor | None = None
+        self._guarded = torch.zeros((), dtype=torch.long)
         if hypergrad not in ENGINES:
             raise ValueError(f"hypergrad must be one of {ENGINES}, got {hypergrad!r}")
         if jvp not in forward.JVP_METHODS:
@@ -437,11 +484,110 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         self.jvp = jvp
         meta_params = [p for p in loss.parameters() if p.requires_grad]
         super().__init__(
-            model, base_optimizer, task, meta_params, meta_optimizer, meta_lr, meta_every, online
+            model,
+            base_optimizer,
+            task,
+            meta_params,
+            meta_optimizer,
+            self.recipe.meta_lr,
+            meta_every,
+            online,
         )
+        self._guarded = self._guarded.to(self.device)
+
+    @property
+    def guarded_steps(self) -> int:
+        """Committed steps on which the guard scaled the learned loss down."""
+        return int(self._guarded)
+
+    def _prepare_step_loss(self, out: torch.Tensor, y: torch.Tensor) -> None:
+        self._scale = None if self.guard is None else self.guard.scale(self.loss, self.task, out, y)
 
     def _base_loss_module(self) -> nn.Module:
-        return self.loss
+        return self.loss if self._scale is None else ScaledLoss(self.loss, self._scale)
+
+    def _after_commit(self) -> torch.Tensor | None:
+        if self._scale is not None:
+            self._guarded += (self._scale < 1).to(self._guarded.dtype)  # no device sync
+        return self._scale
+
+    def step(self, x, y, x_val=None, y_val=None) -> StepResult:
+        """One base step on the learned objective, then (every ``meta_every`` steps) one meta step.
+
+        Replaces ``loss.backward(); optimizer.step(); optimizer.zero_grad()``. Without
+        ``x_val, y_val`` the meta-objective is measured on the training batch (the
+        paper's "AdaLFL (Training)" variant). Bad input raises ``ValueError`` before
+        anything changes; a non-finite loss or gradient rejects the whole step. With the
+        warm-start recipe and no ``initialize()`` call, the first step warm-starts ϕ
+        from its own batch's targets.
+        """
+        if self.started or self.recipe.start != "warm_start" or not self.meta_params:
+            return super().step(x, y, x_val, y_val)
+        self._check_batch(x, y, x_val, y_val)
+        saved = [p.detach().clone() for p in self.meta_params]
+        try:
+            self._warm_start([y])
+            return super().step(x, y, x_val, y_val)
+        except BaseException:
+            with torch.no_grad():
+                for p, s in zip(self.meta_params, saved, strict=True):
+                    p.copy_(s)
+            self.started = False
+            raise
+
+    def _warm_start(self, targets: list[torch.Tensor]) -> None:
+        value_range = DEFAULT_RANGE
+        if isinstance(self.task, Regression) and targets:
+            value_range = target_range(targets)
+        self.warm_start_mismatch = warm_start(self.loss, self.task, value_range)
+        self.started = True
+
+    def initialize(
+        self,
+        train_batches: Iterable | None = None,
+        val_batches: Iterable | None = None,
+        steps: int | None = None,
+        meta_lr: float | None = None,
+        inner_steps: int | None = None,
+        progress: bool = False,
+    ) -> list[float]:
+        """Start ϕ as the recipe says, before the first step.
+
+        ``warm_start`` recipes (the default) fit ϕ so that the learned loss's gradient
+        matches the task loss's (``adaloss.warmstart``; regression reads the target range
+        from up to 10 of ``train_batches``); they take no offline steps and return ``[]``.
+        ``offline`` recipes (``"paper"``) run Algorithm 1 with the recipe's settings unless
+        ``steps``, ``meta_lr`` or ``inner_steps`` are given, and return its validation
+        task losses.
+        """
+        if not self.meta_params:
+            raise ValueError("initialize() needs meta-parameters to learn; this one has none")
+        if self.recipe.start == "warm_start":
+            targets = []
+            if train_batches is not None and isinstance(self.task, Regression):
+                for _, (x, y) in zip(range(10), cycle(train_batches), strict=False):
+                    self._check_batch(x, y, None, None)
+                    targets.append(y)
+            self._warm_start(targets)
+            return []
+        losses = super().initialize(
+            train_batches,
+            val_batches,
+            steps=self.recipe.offline_steps if steps is None else steps,
+            meta_lr=self.recipe.offline_meta_lr if meta_lr is None else meta_lr,
+            inner_steps=self.recipe.inner_steps if inner_steps is None else inner_steps,
+            progress=progress,
+        )
+        self.started = True
+        return losses
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"started": self.started, "guarded_steps": self.guarded_steps}
+
+    def _load_extra_state(self, state_dict: dict[str, Any]) -> None:
+        # Checkpoints from before recipes: their ϕ was started (or trained) already.
+        self.started = bool(state_dict.get("started", True))
+        self._guarded.fill_(int(state_dict.get("guarded_steps", 0)))
 
     def _fall_back_to_unroll(self, err: Exception) -> None:
         warnings.warn(
@@ -462,5 +608,6 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         return (
             f"MetaLossOptimizer(base={type(self.base_optimizer).__name__}, task={self.task!r}, "
             f"loss={type(self.loss).__name__}, hypergrad={self.hypergrad!r}, "
-            f"meta_every={self.meta_every}, online={self.online})"
+            f"meta_every={self.meta_every}, online={self.online}, recipe={self.recipe.name!r}, "
+            f"guard={self.recipe.guard})"
         )

@@ -73,6 +73,31 @@ class Task(ABC):
     def error(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The reported test error: MSE for regression, error rate for classification."""
 
+    def gradient_match(
+        self, pred: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel ``(weight, goal)`` such that a learned loss with slope ℓ' = ∂ℓ/∂pred
+        moves the raw outputs as the task loss does exactly when ``weight·ℓ' = goal``.
+
+        ``pred, target`` are mapped pairs (what ℓ sees). This is what the warm start
+        fits (``adaloss.warmstart``): the task loss's gradient with respect to the raw
+        outputs, written channel by channel.
+        """
+        raise NotImplementedError(f"{type(self).__name__} defines no warm start")
+
+    def warm_start_pairs(
+        self, points: int, value_range: tuple[float, float]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A grid of mapped ``(pred, target)`` pairs (1-D, float64) covering what the task
+        can produce; ``value_range`` bounds raw predictions and targets (regression only)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no warm start")
+
+
+def _probability_pairs(points: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probabilities in (0, 1) against targets 0 and 1: every pair a softmax or sigmoid makes."""
+    probs = (torch.arange(points, dtype=torch.float64) + 0.5) / points
+    return probs.repeat(2), torch.cat([torch.zeros(points), torch.ones(points)]).double()
+
 
 class Classification(Task):
     """C-way classification: logits (B, C), integer labels (B,) in [0, C)."""
@@ -104,6 +129,15 @@ class Classification(Task):
 
     def error(self, outputs, targets):
         return (outputs.argmax(dim=1) != targets).to(outputs.dtype).mean()
+
+    def gradient_match(self, pred, target):
+        # ∂M/∂z_j = (p_j/C)·(ℓ'_j − Σ_i p_i ℓ'_i) through the softmax; cross-entropy's is
+        # p_j − y_j. The softmax cannot see ℓ' shifted by a per-example constant, so the
+        # coupling term is pinned at zero: (p/C)·ℓ' = p − y channel by channel.
+        return pred / self.num_classes, pred - target
+
+    def warm_start_pairs(self, points, value_range):
+        return _probability_pairs(points)
 
     def __repr__(self) -> str:
         return f"Classification({self.num_classes})"
@@ -138,6 +172,13 @@ class BinaryClassification(Task):
     def error(self, outputs, targets):
         logits, labels = self._columns(outputs, targets)
         return ((logits > 0).to(labels.dtype) != labels).to(outputs.dtype).mean()
+
+    def gradient_match(self, pred, target):
+        # ∂M/∂z = ℓ'·σ(z)(1 − σ(z)); binary cross-entropy's is σ(z) − y.
+        return pred * (1 - pred), pred - target
+
+    def warm_start_pairs(self, points, value_range):
+        return _probability_pairs(points)
 
     def __repr__(self) -> str:
         return "BinaryClassification()"
@@ -175,6 +216,16 @@ class Regression(Task):
 
     def error(self, outputs, targets):
         return self.loss(outputs, targets)
+
+    def gradient_match(self, pred, target):
+        # Both M and the MSE average over batch and outputs: ℓ' = 2(p − t).
+        return torch.ones_like(pred), 2 * (pred - target)
+
+    def warm_start_pairs(self, points, value_range):
+        lo, hi = value_range
+        axis = torch.linspace(lo, hi, points, dtype=torch.float64)
+        pred, target = torch.meshgrid(axis, axis, indexing="ij")
+        return pred.reshape(-1), target.reshape(-1)
 
     def __repr__(self) -> str:
         return f"Regression({self.num_outputs})"

@@ -79,3 +79,12 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(previous)
+
+
+def paper_optimizer(*args, **kwargs):
+    """A MetaLossOptimizer on the paper's recipe: ϕ starts random (no warm start) and no
+    guard scales the loss, so mechanics tests see M_ϕ exactly as built. The default
+    recipe's warm start and guard are tested in tests/test_recipes.py."""
+    import adaloss
+
+    return adaloss.MetaLossOptimizer(*args, **{"recipe": "paper", **kwargs})

@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import MODELS, OPTIMIZERS, batches, make_model
+from conftest import MODELS, OPTIMIZERS, batches, make_model, paper_optimizer
 from torch import nn
 
 import adaloss
@@ -28,7 +28,7 @@ def build(model_name, opt_name, dtype, engine, **kwargs):
     torch.manual_seed(7)
     loss = adaloss.LossNetwork().to(dtype)
     base = OPTIMIZERS[opt_name](model.parameters())
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(
         model, base, adaloss.Classification(3), loss=loss, hypergrad=engine, meta_lr=1e-3, **kwargs
     )
     return model, opt
@@ -77,7 +77,7 @@ def test_meta_gradient_matches_finite_difference(float64):
         # One deepcopy keeps the optimizer's state attached to the copied parameters.
         m, o, loss = copy.deepcopy((model, opt.base_optimizer, opt.loss))
         torch.nn.utils.vector_to_parameters(phi_flat, loss.parameters())
-        probe = adaloss.MetaLossOptimizer(
+        probe = paper_optimizer(
             m, o, adaloss.Classification(3), loss=loss, hypergrad="unroll", online=False
         )
         probe.step(x, y)
@@ -146,7 +146,7 @@ def test_missing_forward_rule_falls_back_to_unroll_once(function, float64):
     torch.manual_seed(1)
     loss = adaloss.LossNetwork()
     opts = [
-        adaloss.MetaLossOptimizer(
+        paper_optimizer(
             m, torch.optim.SGD(m.parameters(), lr=0.1), adaloss.Classification(3),
             loss=copy.deepcopy(loss), hypergrad=engine, meta_lr=1e-3,
         )
@@ -168,7 +168,7 @@ def test_missing_forward_rule_falls_back_to_unroll_once(function, float64):
 def test_initialize_falls_back_too_and_leaves_callers_iterator_open(float64):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 3), Doubler(NoJvp))
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(
         model, torch.optim.SGD(model.parameters(), lr=0.1), adaloss.Classification(3)
     )
     stream = iter(batches((6,), 6))
@@ -193,7 +193,7 @@ def test_frozen_parameters_and_parameter_groups(float64):
             lr=0.1,
         )
         torch.manual_seed(7)
-        opt = adaloss.MetaLossOptimizer(
+        opt = paper_optimizer(
             model, base, adaloss.Classification(3), hypergrad=engine, meta_lr=1e-3
         )
         data = batches((6,), 6)
@@ -209,7 +209,7 @@ def test_initialize_with_several_inner_steps_restores_the_model(float64):
     theta0 = flat(model.parameters()).clone()
     buffers0 = [b.clone() for b in model.buffers()]
     torch.manual_seed(7)
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(
         model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
         adaloss.Classification(3),
     )  # fmt: skip
@@ -229,7 +229,7 @@ def test_several_inner_steps_unroll_matches_finite_difference(float64):
 
     model = make_model("mlp")
     torch.manual_seed(7)
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(
         model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, dampening=0.2),
         adaloss.Classification(3), hypergrad="unroll",
     )  # fmt: skip
@@ -258,7 +258,7 @@ def test_engines_agree_for_the_anchored_loss(opt_name, float64):
     for engine in ("unroll", "forward"):
         model = make_model("mlp")
         torch.manual_seed(7)
-        opt = adaloss.MetaLossOptimizer(
+        opt = paper_optimizer(
             model, OPTIMIZERS[opt_name](model.parameters()), adaloss.Classification(3),
             loss=adaloss.LossNetwork(anchored=True), hypergrad=engine, meta_lr=1e-3,
         )  # fmt: skip
@@ -288,7 +288,7 @@ def test_engines_agree_on_every_task(task, outputs, make_targets, float64):
         model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, outputs))
         if outputs == 1 and y.dim() == 1:
             model.append(nn.Flatten(0))  # (B,) outputs for one regression target
-        opt = adaloss.MetaLossOptimizer(
+        opt = paper_optimizer(
             model, torch.optim.Adam(model.parameters(), lr=1e-2), task, hypergrad=engine
         )
         opt.step(x, y, xv, yv)

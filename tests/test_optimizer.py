@@ -8,7 +8,14 @@ import warnings
 
 import pytest
 import torch
-from conftest import OPTIMIZERS, CrossEntropyOnProbabilities, batches, make_model, mlp
+from conftest import (
+    OPTIMIZERS,
+    CrossEntropyOnProbabilities,
+    batches,
+    make_model,
+    mlp,
+    paper_optimizer,
+)
 from torch import nn
 
 import adaloss
@@ -49,7 +56,7 @@ def test_task_loss_as_learned_loss_reproduces_torch(opt_name, engine, float64):
     """A parameter-free loss equal to cross-entropy gives torch.optim's own trajectory."""
     plain, wrapped = make_model("mlp"), make_model("mlp")
     plain_opt = OPTIMIZERS[opt_name](plain.parameters())
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(
         wrapped,
         OPTIMIZERS[opt_name](wrapped.parameters()),
         adaloss.Classification(3),
@@ -77,7 +84,7 @@ def test_param_groups_are_read_every_step_so_schedulers_work(float64):
             {"params": list(model[2].parameters()) + list(model[4].parameters()), "lr": 0.0},
         ]
     )
-    opt = adaloss.MetaLossOptimizer(model, base, adaloss.Classification(3))
+    opt = paper_optimizer(model, base, adaloss.Classification(3))
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 0.0 if epoch >= 1 else 1.0)
     assert opt.param_groups is base.param_groups
     frozen = flat(model[2].parameters()).clone()
@@ -100,13 +107,13 @@ def test_unsupported_optimizers_and_options_raise_type_error():
         torch.optim.SGD(model.parameters(), lr=0.1, maximize=True),
     ):
         with pytest.raises(TypeError, match="supports torch.optim.SGD"):
-            adaloss.MetaLossOptimizer(model, base, adaloss.Classification(3))
+            paper_optimizer(model, base, adaloss.Classification(3))
 
 
 def test_optimizer_over_foreign_tensors_is_rejected():
     model, other = mlp(), mlp()
     with pytest.raises(ValueError, match="not parameters of the model"):
-        adaloss.MetaLossOptimizer(
+        paper_optimizer(
             model, torch.optim.SGD(other.parameters(), lr=0.1), adaloss.Classification(3)
         )
 
@@ -116,7 +123,7 @@ def test_optimizer_over_foreign_tensors_is_rejected():
 def test_parameters_stay_leaves_and_no_graph_survives(engine):
     torch.manual_seed(0)
     model = mlp()
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(
         model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), adaloss.Classification(3),
         hypergrad=engine,
     )  # fmt: skip
@@ -144,7 +151,7 @@ def test_parameters_stay_leaves_and_no_graph_survives(engine):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_batchnorm_statistics_update_once_per_step(engine, float64):
     model, twin = make_model("bn_cnn"), make_model("bn_cnn")
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(
         model, torch.optim.SGD(model.parameters(), lr=0.1), adaloss.Classification(3),
         hypergrad=engine,
     )  # fmt: skip
@@ -158,7 +165,7 @@ def test_batchnorm_statistics_update_once_per_step(engine, float64):
 
 def test_meta_every_updates_phi_on_every_kth_step_only(float64):
     model = make_model("mlp")
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(
         model, torch.optim.SGD(model.parameters(), lr=0.1), adaloss.Classification(3),
         meta_lr=1e-2, meta_every=3,
     )  # fmt: skip
@@ -175,14 +182,14 @@ def test_meta_every_updates_phi_on_every_kth_step_only(float64):
 
 def test_training_variant_and_frozen_loss(float64):
     model = make_model("mlp")
-    online = adaloss.MetaLossOptimizer(
+    online = paper_optimizer(
         model, torch.optim.SGD(model.parameters(), lr=0.1), adaloss.Classification(3), meta_lr=1e-2
     )
     x, y = batches((6,), 1)[0]
     result = online.step(x, y)  # no validation batch: meta-objective on x, y
     assert result.meta_updated and result.task_loss is not None
     frozen = make_model("mlp")
-    ml3 = adaloss.MetaLossOptimizer(
+    ml3 = paper_optimizer(
         frozen, torch.optim.SGD(frozen.parameters(), lr=0.1), adaloss.Classification(3),
         online=False,
     )  # fmt: skip
@@ -194,7 +201,7 @@ def test_training_variant_and_frozen_loss(float64):
 
 def test_default_loss_follows_model_dtype():
     model = mlp().double()
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(
         model, torch.optim.SGD(model.parameters(), lr=0.1), adaloss.Classification(3)
     )
     assert all(p.dtype == torch.float64 for p in opt.loss.parameters())
@@ -209,7 +216,7 @@ def test_state_dict_round_trip_continues_the_same_trajectory(engine, opt_name, f
     def build():
         model = make_model("mlp")
         torch.manual_seed(5)
-        opt = adaloss.MetaLossOptimizer(
+        opt = paper_optimizer(
             model, OPTIMIZERS[opt_name](model.parameters()), adaloss.Classification(3),
             meta_lr=1e-3, hypergrad=engine,
         )  # fmt: skip
@@ -235,10 +242,10 @@ def test_state_dict_round_trip_continues_the_same_trajectory(engine, opt_name, f
 
 def test_load_state_dict_rejects_another_loss_shape():
     model = mlp()
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(
         model, torch.optim.SGD(model.parameters(), lr=0.1), adaloss.Classification(3)
     )
-    other = adaloss.MetaLossOptimizer(
+    other = paper_optimizer(
         model, torch.optim.SGD(model.parameters(), lr=0.1), adaloss.Classification(3),
         loss=adaloss.LossNetwork(hidden=(8,)),
     )  # fmt: skip
@@ -250,7 +257,7 @@ def test_load_state_dict_rejects_another_loss_shape():
 def _bn_optimizer(engine="forward"):
     model = make_model("bn_cnn", dtype=torch.float32)
     torch.manual_seed(1)
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(
         model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
         adaloss.Classification(3), meta_lr=1e-3, hypergrad=engine,
     )  # fmt: skip
@@ -352,7 +359,7 @@ def test_adalfl_training_reduces_the_task_loss(engine):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 4))
     task = adaloss.Classification(4)
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(
         model, torch.optim.SGD(model.parameters(), lr=0.1), task, meta_lr=1e-3, hypergrad=engine
     )
     opt.initialize([(x[:64], y[:64])], [(x[64:128], y[64:128])], steps=30)
@@ -383,7 +390,7 @@ class Repelling(nn.Module):
 def test_a_diverging_run_is_reported_while_values_are_still_finite():
     torch.manual_seed(0)
     model = nn.Linear(3, 1)
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(
         model, torch.optim.SGD(model.parameters(), lr=0.2), adaloss.Regression(1),
         loss=Repelling(), meta_lr=0.0,
     )  # fmt: skip

@@ -1,0 +1,52 @@
+"""Named recipes: how ϕ starts, how fast it adapts online, and whether the guard is on.
+
+``paper`` is Algorithms 1 then 2 at Appendix C's settings, kept for reproduction: the
+offline phase, online η = 1e-5, no guard. ``default`` is the recipe chosen on held-out
+selection data (BENCHMARKS.md, "Choosing the default recipe"): the task-loss warm start
+(``adaloss.warmstart``), online adaptation at η = 1e-4 and the gradient-scale guard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+STARTS = ("warm_start", "offline")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One configuration of the method; ``MetaLossOptimizer(recipe=...)`` takes it by name."""
+
+    name: str
+    start: str  # "warm_start" (fit ϕ to the task loss's gradient) or "offline" (Algorithm 1)
+    meta_lr: float  # online η
+    guard: float | None  # bound κ of GradientScaleGuard; None: no guard
+    offline_steps: int = 2500  # Algorithm 1's outer steps (start="offline")
+    offline_meta_lr: float = 1e-3  # Algorithm 1's η
+    inner_steps: int = 1
+
+    def __post_init__(self) -> None:
+        if self.start not in STARTS:
+            raise ValueError(f"start must be one of {STARTS}, got {self.start!r}")
+        if self.meta_lr < 0:
+            raise ValueError(f"meta_lr must be >= 0, got {self.meta_lr}")
+        if self.guard is not None and not self.guard > 0:
+            raise ValueError(f"guard must be None or > 0, got {self.guard}")
+
+    def with_options(self, **changes) -> Recipe:
+        """This recipe with some fields replaced (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+RECIPES = {
+    "default": Recipe("default", start="warm_start", meta_lr=1e-4, guard=2.0),
+    "paper": Recipe("paper", start="offline", meta_lr=1e-5, guard=None),
+}
+
+
+def get_recipe(recipe: str | Recipe) -> Recipe:
+    if isinstance(recipe, Recipe):
+        return recipe
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose from {', '.join(RECIPES)}")
+    return RECIPES[recipe]
