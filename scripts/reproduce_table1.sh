@@ -20,10 +20,10 @@ common="--seeds 1 --threads 1 --quiet"
 jobs() {
     local task=$1 model=$2 out=$3 s method
     for s in $(seq "$first" "$last"); do
-        for method in adalfl metalr ml3 baseline; do
-            echo "$adaloss run --task $task $model --methods $method --first-seed $s $common --out $out"
+        for method in adalfl metalr ml3 baseline; do  # AdaLFL: the paper's recipe
+            echo "$adaloss run --task $task $model --methods $method --recipe paper --first-seed $s $common --out $out"
         done
-        echo "$adaloss run --task $task $model --methods adalfl --meta-lr 1e-2 --first-seed $s $common --out $out"
+        echo "$adaloss run --task $task $model --methods adalfl --recipe paper --meta-lr 1e-2 --first-seed $s $common --out $out"
     done
 }
 

@@ -31,8 +31,12 @@ def test_run_table_plot_regression(tmp_path, data_dir, capsys):
     assert main(args) == 0
     files = sorted(out.rglob("seed*.json"))
     assert len(files) == 8  # 4 methods x 2 seeds
-    record = json.loads((out / "diabetes/adaloss_mlp/adalfl_init3/seed0.json").read_text())
+    # AdaLFL runs the default recipe (warm start: no offline steps, so no "_init3" in the key)
+    record = json.loads((out / "diabetes/adaloss_mlp/adalfl_default/seed0.json").read_text())
+    assert record["config"]["recipe"] == "default"
     assert record["curve"]["step"] == [0, 10, 20]
+    assert len(record["curve"]["selection_error"]) == 3
+    assert record["final"]["selection_error"] == record["curve"]["selection_error"][-1]
     assert record["config"]["lr"] == 0.001 and record["config"]["init_steps"] == 3
     assert set(record["versions"]) >= {"adaloss", "torch", "torchopt", "timm"}
     assert record["loss_grid"]["x_label"] == "Error" and record["loss_grid"]["steps"][0] == 0
@@ -58,6 +62,8 @@ def test_run_table_plot_regression(tmp_path, data_dir, capsys):
     assert "diabetes" in table and "AdaLFL" in table and "wins" in table
     assert main(["table", str(out), "--split", "val"]) == 0
     assert capsys.readouterr().out.startswith("Final validation error")
+    assert main(["table", str(out), "--split", "selection"]) == 0
+    assert capsys.readouterr().out.startswith("Final selection error")
     assert main(["table", str(out), "--per-seed"]) == 0
     assert "diabetes / adaloss_mlp, final test error per seed:" in capsys.readouterr().out
 
@@ -65,7 +71,7 @@ def test_run_table_plot_regression(tmp_path, data_dir, capsys):
     pngs = sorted((tmp_path / "fig").glob("*.png"))
     assert {p.name for p in pngs} == {
         "curves_diabetes_adaloss_mlp.png",
-        "loss_diabetes_adaloss_mlp_adalfl_init3.png",
+        "loss_diabetes_adaloss_mlp_adalfl_default.png",
     }
 
 
@@ -73,7 +79,7 @@ def test_run_classification_variants(tmp_path, data_dir):
     out = tmp_path / "runs"
     args = [
         "run", "--task", "digits", "--model", "adaloss_logistic", "--methods", "adalfl,ml3",
-        "--seeds", "1", "--loss", "taylor3", "--meta-objective", "training",
+        "--seeds", "1", "--loss", "taylor3", "--meta-objective", "training", "--recipe", "paper",
         "--out", str(out), *TINY,
     ]  # fmt: skip
     assert main(args) == 0

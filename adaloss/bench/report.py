@@ -7,11 +7,15 @@ an optional paired per-seed comparison against the baseline.
 
 Conventions:
 
-- A run counts as *diverged* when ``final.diverged`` is true or its final test error is
-  missing, NaN or infinite. Diverged runs are counted and shown, never averaged in.
-- ``std`` is the sample standard deviation (ddof=1) of the non-diverged runs; with fewer
-  than two such runs it is NaN (undefined), and the table prints just the mean.
-- The best cell in a row is the lowest mean over the non-diverged runs.
+- A run *fails* when it diverges or collapses. *Diverged*: ``final.diverged`` is true or
+  its final test error is missing, NaN or infinite. *Collapsed*: it ended no better than
+  it started on held-out data (final selection error ≥ the step-0 one; runs from before the
+  selection split are judged on validation error), or a classifier ended at chance
+  (error ≥ 1 − 2/C, accuracy at most twice chance). Failed runs are counted and shown,
+  never averaged in.
+- ``std`` is the sample standard deviation (ddof=1) of the runs that did not fail; with
+  fewer than two such runs it is NaN (undefined), and the table prints just the mean.
+- The best cell in a row is the lowest mean over the runs that did not fail.
 """
 
 from __future__ import annotations
@@ -123,8 +127,8 @@ def _to_float(value: Any) -> float:
         return math.nan
 
 
-SPLITS = ("test", "val", "train")
-_SPLIT_NAMES = {"test": "test", "val": "validation", "train": "training"}
+SPLITS = ("test", "selection", "val", "train")
+_SPLIT_NAMES = {"test": "test", "selection": "selection", "val": "validation", "train": "training"}
 
 
 def final_test_error(result: dict) -> float:
@@ -133,7 +137,7 @@ def final_test_error(result: dict) -> float:
 
 
 def final_error(result: dict, split: str = "test") -> float:
-    """The run's final error on ``split`` (test, val or train) as a float (NaN when missing)."""
+    """The run's final error on ``split`` (see SPLITS) as a float (NaN when missing)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     return _to_float((result.get("final") or {}).get(f"{split}_error"))
@@ -143,6 +147,26 @@ def is_diverged(result: dict) -> bool:
     """True when the run is flagged diverged or has no finite final test error."""
     final = result.get("final") or {}
     return bool(final.get("diverged")) or not math.isfinite(final_test_error(result))
+
+
+def is_collapsed(result: dict) -> bool:
+    """True when a finite run ended no better than it started, or at chance (see above)."""
+    if is_diverged(result):
+        return False
+    curve = result.get("curve") or {}
+    split = "selection" if curve.get("selection_error") else "val"
+    errors = [_to_float(v) for v in curve.get(f"{split}_error") or []]
+    if len(errors) >= 2 and math.isfinite(errors[0]) and errors[-1] >= errors[0]:
+        return True
+    classes = result.get("num_classes")
+    if classes and result.get("metric") == "error_rate":
+        return final_error(result, split) >= 1 - 2 / int(classes)
+    return False
+
+
+def failure(result: dict) -> str:
+    """ "diverged", "collapsed" or "" (the run trained)."""
+    return "diverged" if is_diverged(result) else "collapsed" if is_collapsed(result) else ""
 
 
 def load_results(directory: str | Path) -> list[dict]:
@@ -186,11 +210,18 @@ class Summary:
     label: str
     metric: str
     n_runs: int  # result files (distinct seeds)
-    n: int  # non-diverged runs, the ones mean and std are over
+    n: int  # runs that did not fail, the ones mean and std are over
     n_diverged: int
-    mean: float  # NaN when every run diverged
+    mean: float  # NaN when every run failed
     std: float  # sample std (ddof=1); NaN when n < 2
-    values: dict[int, float] = field(default_factory=dict)  # seed -> test error, NaN if diverged
+    values: dict[int, float] = field(default_factory=dict)  # seed -> error, NaN if failed
+    n_collapsed: int = 0
+    failures: dict[int, str] = field(default_factory=dict)  # seed -> "diverged"/"collapsed"
+    raw: dict[int, float] = field(default_factory=dict)  # seed -> error, failed runs included
+
+    @property
+    def n_failed(self) -> int:
+        return self.n_diverged + self.n_collapsed
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -238,10 +269,9 @@ def summarize(results: Iterable[dict], split: str = "test") -> list[Summary]:
     out = []
     for (task, model, method), runs in _group(results).items():
         runs_by_seed = _by_seed(runs)
-        values = {
-            s: (math.nan if is_diverged(r) else final_error(r, split))
-            for s, r in sorted(runs_by_seed.items())
-        }
+        failures = {s: failure(r) for s, r in sorted(runs_by_seed.items()) if failure(r)}
+        raw = {s: final_error(r, split) for s, r in sorted(runs_by_seed.items())}
+        values = {s: (math.nan if s in failures else v) for s, v in raw.items()}
         finite = [v for v in values.values() if math.isfinite(v)]
         mean, std = _mean_std(finite)
         out.append(
@@ -253,10 +283,13 @@ def summarize(results: Iterable[dict], split: str = "test") -> list[Summary]:
                 metric=str(runs[0].get("metric", "")),
                 n_runs=len(values),
                 n=len(finite),
-                n_diverged=len(values) - len(finite),
+                n_diverged=sum(f == "diverged" for f in failures.values()),
                 mean=mean,
                 std=std,
                 values=values,
+                n_collapsed=sum(f == "collapsed" for f in failures.values()),
+                failures=failures,
+                raw=raw,
             )
         )
     out.sort(key=lambda s: (row_key(s.task, s.model), order[s.method]))
@@ -269,8 +302,8 @@ class PairedComparison:
 
     ``diff_mean``/``diff_std`` are over seeds where both runs are finite
     (method − baseline, so negative is better). ``wins`` counts shared seeds where the
-    method's test error is lower; a diverged run loses to any finite one, and two
-    diverged runs are not a win.
+    method's error is lower; a failed (diverged or collapsed) run loses to any other, and
+    two failed runs are not a win.
     """
 
     task: str
@@ -302,7 +335,7 @@ def paired_comparison(
             if math.isfinite(m) and math.isfinite(b):
                 diffs.append(m - b)
                 wins += m < b
-            elif math.isfinite(m):  # baseline diverged, method did not
+            elif math.isfinite(m):  # baseline failed, method did not
                 wins += 1
         d_mean, d_std = _mean_std(diffs)
         out[(s.task, s.model)] = PairedComparison(
@@ -325,10 +358,18 @@ def _cell(s: Summary | None) -> str:
     if s is None:
         return "-"
     if s.n == 0:
-        return f"diverged ({s.n_diverged}/{s.n_runs})"
+        if not s.n_collapsed or not s.n_diverged:  # one kind of failure: name it
+            return f"{'diverged' if s.n_diverged else 'collapsed'} ({s.n_failed}/{s.n_runs})"
+        return f"failed ({_failure_note(s)})"
     text = _fmt(s.mean) if s.n < 2 else f"{_fmt(s.mean)} ± {_fmt(s.std)}"
-    note = f"n={s.n}" + (f"; {s.n_diverged} diverged" if s.n_diverged else "")
+    note = f"n={s.n}" + (f"; {_failure_note(s)}" if s.n_failed else "")
     return f"{text} ({note})"
+
+
+def _failure_note(s: Summary) -> str:
+    parts = [f"{s.n_diverged} diverged"] if s.n_diverged else []
+    parts += [f"{s.n_collapsed} collapsed"] if s.n_collapsed else []
+    return ", ".join(parts)
 
 
 def _paired_cell(p: PairedComparison | None) -> str:
@@ -404,7 +445,7 @@ def format_table(
 
     lines = [
         f"Final {_SPLIT_NAMES[split]} error (lower is better): "
-        "mean ± sample std over non-diverged seeds; "
+        "mean ± sample std over the seeds that did not fail (diverge or collapse); "
         + ("**bold**" if markdown else "*")
         + " = lowest mean in the row.",
         "",
@@ -447,7 +488,7 @@ def _per_seed_table(
     index: dict[tuple[str, str, str], Summary],
     markdown: bool,
 ) -> list[str]:
-    """Rows = seeds, columns = methods; "diverged" for a diverged run, "-" for no run."""
+    """Rows = seeds, columns = methods; "diverged"/"collapsed" for a failed run, "-" for none."""
     cells = {m: index.get((task, model, m)) for m in methods}
     seeds = sorted({seed for c in cells.values() if c is not None for seed in c.values})
 
@@ -455,7 +496,11 @@ def _per_seed_table(
         if summary is None or seed not in summary.values:
             return "-"
         v = summary.values[seed]
-        return _fmt(v) if math.isfinite(v) else "diverged"
+        if math.isfinite(v):
+            return _fmt(v)
+        what = summary.failures.get(seed, "n/a")
+        raw = summary.raw.get(seed, math.nan)
+        return f"{what} ({_fmt(raw)})" if what == "collapsed" and math.isfinite(raw) else what
 
     rows = [[str(seed)] + [value(cells[m], seed) for m in methods] for seed in seeds]
     return _render(["Seed"] + [labels[m] for m in methods], rows, markdown, n_left=1)

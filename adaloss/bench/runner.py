@@ -50,6 +50,7 @@ LABELS = {
 LOSSES = ("network", "anchored", "ml3", "taylor2", "taylor3")
 DEFAULT_META_LR = 1e-5  # the paper's online η (Appendix C)
 DEFAULT_INIT_STEPS = 2500  # the paper's S_init (Appendix C)
+RECIPES = ("paper", "default")  # adaloss.recipes.RECIPES; ML3 and Meta-LR always use "paper"
 
 
 @dataclass
@@ -68,7 +69,9 @@ class RunConfig:
     weight_decay: float = 0.0
     loss: str = "network"
     meta_objective: str = "validation"
-    meta_lr: float = DEFAULT_META_LR
+    meta_lr: float | None = None  # None: the recipe's (paper: 1e-5)
+    recipe: str = "paper"
+    guard: float | None = None  # None: the recipe's; 0: off
     init_steps: int = DEFAULT_INIT_STEPS
     init_meta_lr: float = 1e-3
     inner_steps: int = 1
@@ -84,17 +87,33 @@ class RunConfig:
     def key(self) -> str:
         """The method's name in results: the method plus the variant options it uses."""
         key = self.method
+        recipe = self.recipe_settings
+        if self.method == "adalfl" and self.recipe != "paper":
+            key += f"_{self.recipe}"
         if self.method in ("ml3", "adalfl") and self.loss != "network":
             key += f"_{self.loss}"
         if self.method in ("metalr", "adalfl") and self.meta_objective != "validation":
             key += f"_{self.meta_objective}"
-        if self.method in ("metalr", "adalfl") and self.meta_lr != DEFAULT_META_LR:
+        default_eta = recipe.meta_lr if self.method == "adalfl" else DEFAULT_META_LR
+        if self.method in ("metalr", "adalfl") and self.meta_lr not in (None, default_eta):
             key += f"_eta{self.meta_lr:g}"
-        if self.method != "baseline" and self.inner_steps != 1:
+        if self.method == "adalfl" and self.guard is not None and self.guard != recipe.guard:
+            key += f"_guard{self.guard:g}" if self.guard else "_noguard"
+        offline = self.method != "baseline" and (
+            self.method != "adalfl" or recipe.start == "offline"
+        )
+        if offline and self.inner_steps != 1:
             key += f"_inner{self.inner_steps}"
-        if self.method != "baseline" and self.init_steps != DEFAULT_INIT_STEPS:
+        if offline and self.init_steps != DEFAULT_INIT_STEPS:
             key += f"_init{self.init_steps}"
         return key
+
+    @property
+    def recipe_settings(self):
+        """The named recipe of ``adaloss.recipes`` (ML3 and Meta-LR: always the paper's)."""
+        from adaloss.recipes import get_recipe
+
+        return get_recipe(self.recipe if self.method == "adalfl" else "paper")
 
     @property
     def label(self) -> str:
@@ -231,27 +250,34 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
     started = time.perf_counter()
     if config.method != "baseline":
         torch.manual_seed(10_000 + config.seed)  # ϕ_0: the same for every learned-loss method
+        meta_lr = DEFAULT_META_LR if config.meta_lr is None else config.meta_lr
         if config.method == "metalr":
-            opt = adaloss.MetaLROptimizer(model, base, task, meta_lr=config.meta_lr,
+            opt = adaloss.MetaLROptimizer(model, base, task, meta_lr=meta_lr,
                                           meta_every=config.meta_every)  # fmt: skip
         else:
             loss = (make_loss() if make_loss else _make_loss(config.loss)).to(device)
+            recipe = config.recipe if config.method == "adalfl" else "paper"
+            guard = None if config.guard is None else (config.guard or False)
             opt = adaloss.MetaLossOptimizer(
                 model, base, task, loss=loss, meta_lr=config.meta_lr, hypergrad=config.hypergrad,
-                meta_every=config.meta_every, online=config.method == "adalfl",
+                meta_every=config.meta_every, online=config.method == "adalfl", recipe=recipe,
+                guard=guard if config.method == "adalfl" else None,
             )  # fmt: skip
             timeline = LossTimeline(loss, task)
         init_train = batches(
             data.train, config.batch_size, seed=20_000 + config.seed, device=device
         )
         init_val = batches(data.val, val_batch, seed=30_000 + config.seed, device=device)
-        opt.initialize(
-            init_train,
-            None if config.meta_objective == "training" else init_val,
-            steps=config.init_steps,
-            meta_lr=config.init_meta_lr,
-            inner_steps=config.inner_steps,
-        )
+        if config.method == "adalfl" and config.recipe_settings.start != "offline":
+            opt.initialize(init_train)  # the recipe's own start (warm start)
+        else:
+            opt.initialize(
+                init_train,
+                None if config.meta_objective == "training" else init_val,
+                steps=config.init_steps,
+                meta_lr=config.init_meta_lr,
+                inner_steps=config.inner_steps,
+            )
     init_time = time.perf_counter() - started
     return PreparedRun(config, data, task, model, base, opt, timeline, train, val, init_time)
 
@@ -267,7 +293,13 @@ def run_one(config: RunConfig, progress: bool = True) -> dict:
 
     eval_every = config.eval_every or max(1, config.steps // 50)
     snapshot_every = config.snapshot_every or max(1, config.steps // 10)
-    curve: dict[str, list] = {"step": [], "train_error": [], "val_error": [], "test_error": []}
+    curve: dict[str, list] = {
+        "step": [],
+        "train_error": [],
+        "val_error": [],
+        "selection_error": [],
+        "test_error": [],
+    }
     extra_curves: dict[str, list] = {"lr": []} if config.method == "metalr" else {}
     diverged = False
 
@@ -275,6 +307,7 @@ def run_one(config: RunConfig, progress: bool = True) -> dict:
         curve["step"].append(step)
         curve["train_error"].append(_error(model, task, data.train, device, limit=10_000))
         curve["val_error"].append(_error(model, task, data.val, device))
+        curve["selection_error"].append(_error(model, task, data.selection, device))
         curve["test_error"].append(_error(model, task, data.test, device))
         if "lr" in extra_curves:
             extra_curves["lr"].append(float(opt.lr.detach()))
@@ -305,6 +338,7 @@ def run_one(config: RunConfig, progress: bool = True) -> dict:
         "label": config.label,
         "seed": config.seed,
         "metric": "mse" if regression else "error_rate",
+        "num_classes": None if regression else data.num_outputs,
         "config": asdict(config),
         "versions": _versions(),
         "wall_time_s": wall,
@@ -312,9 +346,11 @@ def run_one(config: RunConfig, progress: bool = True) -> dict:
         "final": {
             "test_error": final_test,
             "val_error": curve["val_error"][-1],
+            "selection_error": curve["selection_error"][-1],
             "train_error": curve["train_error"][-1],
             "diverged": diverged,
             "skipped_steps": 0 if opt is None else opt.skipped_steps,
+            "guarded_steps": getattr(opt, "guarded_steps", 0),
         },
         "curve": {**curve, **extra_curves},
         "loss_grid": None if timeline is None else timeline.to_dict(),
@@ -353,7 +389,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", choices=LOSSES, default="network")
     parser.add_argument("--meta-objective", choices=("validation", "training"),
                         default="validation")  # fmt: skip
-    parser.add_argument("--meta-lr", type=float, default=DEFAULT_META_LR, help="online η")
+    parser.add_argument("--meta-lr", type=float, default=None,
+                        help="online η (default: the recipe's; Meta-LR: 1e-5)")  # fmt: skip
+    parser.add_argument("--recipe", choices=RECIPES, default="default",
+                        help="AdaLFL recipe; ML3, Meta-LR: the paper's")  # fmt: skip
+    parser.add_argument("--guard", type=float, default=None,
+                        help="AdaLFL guard bound κ (default: the recipe's; 0: off)")  # fmt: skip
     parser.add_argument(
         "--init-steps", type=int, default=DEFAULT_INIT_STEPS, help="offline steps (Alg. 1)"
     )
@@ -393,7 +434,8 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     shared = {
         name: getattr(args, name)
         for name in (
-            "batch_size", "loss", "meta_objective", "meta_lr", "init_steps", "init_meta_lr",
+            "batch_size", "loss", "meta_objective", "meta_lr", "recipe", "guard", "init_steps",
+            "init_meta_lr",
             "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",
             "data_dir", "device",
         )
