@@ -41,7 +41,7 @@ from timm.models.vgg import VGG
 from timm.models.vgg import cfgs as _vgg_layer_cfgs
 from torch import nn
 
-from adaloss.bench.datasets import NORMALIZATION
+from adaloss.normalization import NORMALIZATION
 
 __all__ = [
     "MLP",
