@@ -9,17 +9,19 @@ offline ML3 phase that gives ϕ a sensible start (Algorithm 1).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from adaloss.batches import all_finite as _all_finite
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, grads_or_zeros, unroll
 from adaloss.inner import DifferentiableUpdate
 from adaloss.losses import LossNetwork
 from adaloss.modelcalls import RNGReplay, parameter_names, restore_buffers, snapshot_running_stats
+from adaloss.offline import Learner, run_initialization
 from adaloss.tasks import Task, check_finite
 
 ENGINES = ("forward", "unroll")
@@ -34,26 +36,6 @@ class StepResult:
     task_loss: torch.Tensor | None  # L_T on the validation batch at θ_{t+1}; None without meta step
     meta_updated: bool  # whether ϕ took a step
     skipped: bool = False  # rejected for non-finite values: nothing changed
-
-
-def cycle(batches: Iterable) -> Iterator:
-    """Repeat an iterable of batches forever; DataLoaders reshuffle every pass."""
-    if iter(batches) is batches:  # a one-shot iterator: use it as it is
-        for batch in batches:  # not `yield from`: closing us must not close the caller's
-            yield batch
-        raise ValueError("the batch iterator ran out during initialize(); pass a re-iterable")
-    while True:
-        empty = True
-        for batch in batches:
-            empty = False
-            yield batch
-        if empty:
-            raise ValueError("initialize() got an empty iterable of batches")
-
-
-def _all_finite(tensors) -> bool:
-    sums = [t.detach().sum() for t in tensors if t.numel()]
-    return not sums or bool(torch.isfinite(torch.stack(sums)).all())
 
 
 def _all_finite_and_value(tensors, value: torch.Tensor) -> tuple[bool, float]:
@@ -355,10 +337,24 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
             raise ValueError("initialize() needs meta-parameters to learn; this one has none")
         if steps < 0 or inner_steps < 1:
             raise ValueError(f"need steps >= 0 and inner_steps >= 1; got {steps}, {inner_steps}")
-        from adaloss.offline import run_initialization
-
+        learner = self._offline_learner()
         return run_initialization(
-            self, train_batches, val_batches, steps, meta_lr, inner_steps, progress
+            learner, train_batches, val_batches, steps, meta_lr, inner_steps, progress
+        )
+
+    def _offline_learner(self) -> Learner:
+        """What ``adaloss.offline`` may use of this optimizer: state and bound methods."""
+        return Learner(
+            model=self.model,
+            params=self.update.params(),
+            base_state=self.base_optimizer.state,
+            meta_params=self.meta_params,
+            task=self.task,
+            device=self.device,
+            check_batch=self._check_batch,
+            meta_step=self._meta_step,
+            hypergradient=self._forward_and_hypergradient,
+            after_meta_step=self._after_meta_step,
         )
 
     # -- checkpoints ----------------------------------------------------------------------
