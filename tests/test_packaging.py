@@ -251,3 +251,16 @@ def test_the_bench_extra_and_the_commands_install_hint_agree():
     assert names("timm") == {"timm", "torchvision"}
     assert names("dev") >= BENCH_MODULES | {"pytest", "hypothesis", "ruff", "build"}
     assert BENCH_INSTALL == "pip install 'adaloss[bench]'"
+
+
+def test_every_package_in_the_tree_is_listed_for_the_wheel():
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    roots = {"adaloss": REPO / "adaloss", "adaloss.integrations": REPO / "integrations"}
+    assert config["package-dir"] == {"adaloss.integrations": "integrations"}
+    found = {
+        ".".join([name, *init.parent.relative_to(root).parts])
+        for name, root in roots.items()
+        for init in root.rglob("__init__.py")
+    }
+    assert set(config["packages"]) == found
