@@ -30,3 +30,13 @@ def all_finite(tensors) -> bool:
     """Whether every tensor holds only finite values (one device sync for all of them)."""
     sums = [t.detach().sum() for t in tensors if t.numel()]
     return not sums or bool(torch.isfinite(torch.stack(sums)).all())
+
+
+def all_finite_and_value(tensors, value: torch.Tensor) -> tuple[bool, float]:
+    """``all_finite(tensors)`` and ``float(value)`` for one device sync instead of two."""
+    sums = [t.detach().sum() for t in tensors if t.numel()]
+    if not sums:
+        return True, float(value)
+    finite = torch.isfinite(torch.stack(sums)).all().to(torch.float64)
+    finite, value = torch.stack([finite, value.detach().reshape(()).to(torch.float64)]).tolist()
+    return bool(finite), value

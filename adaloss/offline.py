@@ -70,6 +70,10 @@ def run_initialization(
     progress: bool,
 ) -> list[float]:
     """Algorithm 1: ``steps`` outer iterations from θ_0; θ and BatchNorm end as they began."""
+    if not learner.meta_params:
+        raise ValueError("initialize() needs meta-parameters to learn; this one has none")
+    if steps < 0 or inner_steps < 1:
+        raise ValueError(f"need steps >= 0 and inner_steps >= 1; got {steps}, {inner_steps}")
     params = learner.params
     theta0 = [p.detach().clone() for p in params]
     stats0 = snapshot_running_stats(learner.model)

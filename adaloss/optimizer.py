@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from adaloss.batches import all_finite as _all_finite
+from adaloss.batches import all_finite_and_value as _all_finite_and_value
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, grads_or_zeros, unroll
 from adaloss.inner import DifferentiableUpdate
 from adaloss.losses import LossNetwork
@@ -36,16 +37,6 @@ class StepResult:
     task_loss: torch.Tensor | None  # L_T on the validation batch at θ_{t+1}; None without meta step
     meta_updated: bool  # whether ϕ took a step
     skipped: bool = False  # rejected for non-finite values: nothing changed
-
-
-def _all_finite_and_value(tensors, value: torch.Tensor) -> tuple[bool, float]:
-    """``_all_finite(tensors)`` and ``float(value)`` for one device sync instead of two."""
-    sums = [t.detach().sum() for t in tensors if t.numel()]
-    if not sums:
-        return True, float(value)
-    finite = torch.isfinite(torch.stack(sums)).all().to(torch.float64)
-    finite, value = torch.stack([finite, value.detach().reshape(()).to(torch.float64)]).tolist()
-    return bool(finite), value
 
 
 class OnlineMetaOptimizer(torch.optim.Optimizer):
@@ -333,10 +324,6 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
         model and optimizer state end as they started. Returns the validation task
         loss of every outer iteration.
         """
-        if not self.meta_params:
-            raise ValueError("initialize() needs meta-parameters to learn; this one has none")
-        if steps < 0 or inner_steps < 1:
-            raise ValueError(f"need steps >= 0 and inner_steps >= 1; got {steps}, {inner_steps}")
         learner = self._offline_learner()
         return run_initialization(
             learner, train_batches, val_batches, steps, meta_lr, inner_steps, progress
