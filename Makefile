@@ -1,20 +1,22 @@
-# Two commands for a new user: `make demo` and `make test`. Each sets up .venv itself.
+# Two commands for a new user: `make demo` and `make test`. Each sets up .venv itself and
+# installs what it needs: the demo the `bench` extra, the tests the `dev` extra (bench + tools).
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-dev
 
 .PHONY: demo test lint clean
+.PRECIOUS: $(VENV)/.installed-%
 
-$(STAMP): pyproject.toml
+# One stamp per extra installed (.installed-bench, .installed-dev); redone when pyproject changes.
+$(VENV)/.installed-%: pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --upgrade pip
-	$(PYTHON) -m pip install -e '.[dev]'
-	touch $(STAMP)
+	$(PYTHON) -m pip install -e '.[$*]'
+	touch $@
 
-demo: $(STAMP)
+demo: $(VENV)/.installed-bench
 	$(PYTHON) examples/demo.py
 
-lint: $(STAMP)
+lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 

@@ -9,35 +9,59 @@ more are unrolled through TorchOpt's update.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
-from adaloss.hypergrad import Tensors, meta_gradient, unroll
+from adaloss.batches import all_finite, cycle
+from adaloss.hypergrad import Hypergradient, MetaStep, Tensors, meta_gradient, unroll
 from adaloss.modelcalls import RNGReplay, call, restore_buffers, snapshot_running_stats
-
-if TYPE_CHECKING:
-    from adaloss.optimizer import OnlineMetaOptimizer
+from adaloss.tasks import Task
 
 
-def _unrolled(opt: OnlineMetaOptimizer, batches, x_val, y_val) -> tuple[Tensors, torch.Tensor]:
+@dataclass(frozen=True)
+class Learner:
+    """What the offline phase needs from an online meta-optimizer, handed over by it.
+
+    The optimizer builds one in ``initialize()`` and passes it in, so this module never
+    imports the optimizer nor reaches into its private methods: the callables are the
+    optimizer's own batch check, ``MetaStep`` factory, one-step hypergradient and
+    post-meta-step hook.
+    """
+
+    model: nn.Module
+    params: list[nn.Parameter]  # θ: what the base optimizer updates
+    base_state: dict[Any, Any]  # the base optimizer's state, cleared at every reset
+    meta_params: list[nn.Parameter]  # ϕ
+    task: Task
+    device: torch.device
+    check_batch: Callable[..., Any]  # (x, y, x_val, y_val): raises ValueError on bad input
+    meta_step: Callable[..., MetaStep]  # (x, y, x_val, y_val, rng) -> MetaStep at the current θ
+    # (x, y, x_val, y_val) -> (hypergradient, BatchNorm snapshot): training forward + engine
+    hypergradient: Callable[..., tuple[Hypergradient, list]]
+    after_meta_step: Callable[[], None]  # runs after ϕ changed
+
+
+def _unrolled(learner: Learner, batches, x_val, y_val) -> tuple[Tensors, torch.Tensor]:
     """Hypergradient through several differentiable base steps from the current θ."""
     x, y = batches[0]
-    step = opt._meta_step(x, y, x_val, y_val, RNGReplay(opt.device))
+    step = learner.meta_step(x, y, x_val, y_val, RNGReplay(learner.device))
     params, previous = tuple(step.params), None
     for x, y in batches:
         step.y = y
         out = call(step.model, step.names, params, x)
-        opt.task.check_outputs(out, x.shape[0])
+        learner.task.check_outputs(out, x.shape[0])
         _, _, params, previous = unroll.differentiable_step(step, params, out, previous)
     task_loss = step.validation_loss(params)
     return meta_gradient(task_loss, step.meta_params), task_loss.detach()
 
 
 def run_initialization(
-    opt: OnlineMetaOptimizer,
+    learner: Learner,
     train_batches: Iterable,
     val_batches: Iterable | None,
     steps: int,
@@ -45,12 +69,15 @@ def run_initialization(
     inner_steps: int,
     progress: bool,
 ) -> list[float]:
-    from adaloss.optimizer import _all_finite, cycle
-
-    params = opt.update.params()
+    """Algorithm 1: ``steps`` outer iterations from θ_0; θ and BatchNorm end as they began."""
+    if not learner.meta_params:
+        raise ValueError("initialize() needs meta-parameters to learn; this one has none")
+    if steps < 0 or inner_steps < 1:
+        raise ValueError(f"need steps >= 0 and inner_steps >= 1; got {steps}, {inner_steps}")
+    params = learner.params
     theta0 = [p.detach().clone() for p in params]
-    stats0 = snapshot_running_stats(opt.model)
-    meta_optimizer = torch.optim.Adam(opt.meta_params, lr=meta_lr)
+    stats0 = snapshot_running_stats(learner.model)
+    meta_optimizer = torch.optim.Adam(learner.meta_params, lr=meta_lr)
     train = cycle(train_batches)
     val = cycle(val_batches) if val_batches is not None else None
 
@@ -59,7 +86,7 @@ def run_initialization(
             for p, p0 in zip(params, theta0, strict=True):
                 p.copy_(p0)
         restore_buffers(stats0)
-        opt.base_optimizer.state.clear()
+        learner.base_state.clear()
 
     losses: list[float] = []
     skipped = 0
@@ -69,21 +96,21 @@ def run_initialization(
             batches = [next(train) for _ in range(inner_steps)]
             x_val, y_val = next(val) if val is not None else batches[-1]
             for x, y in batches:
-                opt._check_batch(x, y, x_val, y_val)
+                learner.check_batch(x, y, x_val, y_val)
             if inner_steps == 1:
                 ((x, y),) = batches
-                hg, _ = opt._forward_and_hypergradient(x, y, x_val, y_val)
+                hg, _ = learner.hypergradient(x, y, x_val, y_val)
                 meta_grads, task_loss = hg.meta_grads, hg.task_loss
             else:
-                meta_grads, task_loss = _unrolled(opt, batches, x_val, y_val)
-            if not _all_finite([task_loss, *meta_grads]):
+                meta_grads, task_loss = _unrolled(learner, batches, x_val, y_val)
+            if not all_finite([task_loss, *meta_grads]):
                 skipped += 1
                 continue
-            for phi, g in zip(opt.meta_params, meta_grads, strict=True):
+            for phi, g in zip(learner.meta_params, meta_grads, strict=True):
                 phi.grad = g
             meta_optimizer.step()
             meta_optimizer.zero_grad(set_to_none=True)
-            opt._after_meta_step()
+            learner.after_meta_step()
             losses.append(float(task_loss))
     finally:
         reset()

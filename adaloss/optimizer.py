@@ -9,18 +9,21 @@ offline ML3 phase that gives ϕ a sensible start (Algorithm 1).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
 
+from adaloss.batches import all_finite as _all_finite
+from adaloss.batches import all_finite_and_value as _all_finite_and_value
 from adaloss.guard import GradientScaleGuard, ScaledLoss
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, grads_or_zeros, unroll
 from adaloss.inner import DifferentiableUpdate
 from adaloss.losses import LossNetwork
 from adaloss.modelcalls import RNGReplay, parameter_names, restore_buffers, snapshot_running_stats
+from adaloss.offline import Learner, run_initialization
 from adaloss.recipes import Recipe, get_recipe
 from adaloss.tasks import Regression, Task, check_finite
 from adaloss.warmstart import DEFAULT_RANGE, target_range, warm_start
@@ -38,36 +41,6 @@ class StepResult:
     meta_updated: bool  # whether ϕ took a step
     skipped: bool = False  # rejected for non-finite values: nothing changed
     loss_scale: torch.Tensor | None = None  # the guard's factor on M_ϕ (1: not clipped); None: off
-
-
-def cycle(batches: Iterable) -> Iterator:
-    """Repeat an iterable of batches forever; DataLoaders reshuffle every pass."""
-    if iter(batches) is batches:  # a one-shot iterator: use it as it is
-        for batch in batches:  # not `yield from`: closing us must not close the caller's
-            yield batch
-        raise ValueError("the batch iterator ran out during initialize(); pass a re-iterable")
-    while True:
-        empty = True
-        for batch in batches:
-            empty = False
-            yield batch
-        if empty:
-            raise ValueError("initialize() got an empty iterable of batches")
-
-
-def _all_finite(tensors) -> bool:
-    sums = [t.detach().sum() for t in tensors if t.numel()]
-    return not sums or bool(torch.isfinite(torch.stack(sums)).all())
-
-
-def _all_finite_and_value(tensors, value: torch.Tensor) -> tuple[bool, float]:
-    """``_all_finite(tensors)`` and ``float(value)`` for one device sync instead of two."""
-    sums = [t.detach().sum() for t in tensors if t.numel()]
-    if not sums:
-        return True, float(value)
-    finite = torch.isfinite(torch.stack(sums)).all().to(torch.float64)
-    finite, value = torch.stack([finite, value.detach().reshape(()).to(torch.float64)]).tolist()
-    return bool(finite), value
 
 
 class OnlineMetaOptimizer(torch.optim.Optimizer):
@@ -370,14 +343,24 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
         model and optimizer state end as they started. Returns the validation task
         loss of every outer iteration.
         """
-        if not self.meta_params:
-            raise ValueError("initialize() needs meta-parameters to learn; this one has none")
-        if steps < 0 or inner_steps < 1:
-            raise ValueError(f"need steps >= 0 and inner_steps >= 1; got {steps}, {inner_steps}")
-        from adaloss.offline import run_initialization
-
+        learner = self._offline_learner()
         return run_initialization(
-            self, train_batches, val_batches, steps, meta_lr, inner_steps, progress
+            learner, train_batches, val_batches, steps, meta_lr, inner_steps, progress
+        )
+
+    def _offline_learner(self) -> Learner:
+        """What ``adaloss.offline`` may use of this optimizer: state and bound methods."""
+        return Learner(
+            model=self.model,
+            params=self.update.params(),
+            base_state=self.base_optimizer.state,
+            meta_params=self.meta_params,
+            task=self.task,
+            device=self.device,
+            check_batch=self._check_batch,
+            meta_step=self._meta_step,
+            hypergradient=self._forward_and_hypergradient,
+            after_meta_step=self._after_meta_step,
         )
 
     # -- checkpoints ----------------------------------------------------------------------
@@ -565,9 +548,11 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         if self.recipe.start == "warm_start":
             targets = []
             if train_batches is not None and isinstance(self.task, Regression):
-                for _, (x, y) in zip(range(10), cycle(train_batches), strict=False):
+                for x, y in train_batches:
                     self._check_batch(x, y, None, None)
                     targets.append(y)
+                    if len(targets) == 10:
+                        break
             self._warm_start(targets)
             return []
         losses = super().initialize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,18 @@ def test_run_classification_variants(tmp_path, data_dir):
 def test_unknown_method_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="unknown methods"):
         main(["run", "--task", "diabetes", "--methods", "adalfl,magic", "--out", str(tmp_path)])
+
+
+def test_a_missing_optional_dependency_prints_the_pip_line(tmp_path, monkeypatch, capsys):
+    """Without the bench extra, `adaloss plot` says what to install instead of a traceback."""
+    monkeypatch.delitem(sys.modules, "adaloss.bench.plots", raising=False)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    assert main(["plot", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["adaloss: matplotlib is not installed; to fix: pip install 'adaloss[bench]'"]
+
+
+def test_an_unrelated_import_error_is_not_hidden(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "adaloss.bench.plots", None)
+    with pytest.raises(ImportError):
+        main(["plot", str(tmp_path)])

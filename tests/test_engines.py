@@ -234,13 +234,13 @@ def test_several_inner_steps_unroll_matches_finite_difference(float64):
         adaloss.Classification(3), hypergrad="unroll",
     )  # fmt: skip
     data = batches((6,), 4)
-    analytic, _ = _unrolled(opt, data[:3], *data[3])
+    analytic, _ = _unrolled(opt._offline_learner(), data[:3], *data[3])
     analytic = flat(analytic)
     phi = torch.nn.utils.parameters_to_vector(opt.loss.parameters()).detach()
 
     def objective(vector):
         torch.nn.utils.vector_to_parameters(vector, opt.loss.parameters())
-        return float(_unrolled(opt, data[:3], *data[3])[1])
+        return float(_unrolled(opt._offline_learner(), data[:3], *data[3])[1])
 
     eps = 1e-6
     for i in (0, 17, 100, phi.numel() - 1):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from adaloss.bench.extras import install_hint
+
 
 def _run(args: argparse.Namespace) -> int:
     from adaloss.bench.runner import run_from_args
@@ -97,8 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        args = build_parser().parse_args(argv)
+        return args.handler(args)
+    except ImportError as err:  # an optional dependency of the command is not installed
+        hint = install_hint(err)
+        if hint is None:
+            raise
+        print(f"adaloss: {err.name} is not installed; to fix: {hint}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

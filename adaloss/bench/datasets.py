@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from adaloss.normalization import NORMALIZATION
+
 __all__ = [
     "DATASETS",
     "NORMALIZATION",
@@ -56,14 +58,6 @@ VAL_FRACTION = 0.1
 SELECTION_FRACTION = 0.1
 TEST_FRACTION = 0.2
 
-NORMALIZATION = {
-    "mnist": ((0.1307,), (0.3081,)),
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-    "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
-}
-"""Per-channel mean/std of the training images on the [0, 1] scale; the timm integration's
-pretrained configs quote the same values."""
 
 _CRIME_URL = (
     "https://archive.ics.uci.edu/ml/machine-learning-databases/communities/communities.data"

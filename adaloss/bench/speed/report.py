@@ -1,0 +1,134 @@
+"""The speed report: the project's targets, the table, and the text around it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGETS = (
+    "forward ≤ 2.5× plain (LeNet-5, ResNet-18)",
+    "forward ≤ 0.65× unroll (LeNet-5, ResNet-18)",
+    "forward/10 ≤ 1.3× plain",
+    "forward peak memory ≤ 1.2× plain",
+)
+
+
+def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The project's speed targets, for every model where the needed methods were measured."""
+    checks = []
+    for model, rows in results["models"].items():
+        methods = rows["methods"]
+
+        def ms(name: str, methods: dict = methods) -> float | None:
+            return methods[name]["ms"] if name in methods else None
+
+        def mem(name: str, methods: dict = methods) -> float | None:
+            return methods.get(name, {}).get("peak_mib")
+
+        candidates = []
+        if model in ("lenet5", "resnet18"):
+            candidates += [
+                (TARGETS[0], ms("forward"), ms("plain"), 2.5),
+                (TARGETS[1], ms("forward"), ms("unroll"), 0.65),
+            ]
+        candidates += [
+            (TARGETS[2], ms("forward/10"), ms("plain"), 1.3),
+            (TARGETS[3], mem("forward"), mem("plain"), 1.2),
+        ]
+        for target, num, den, limit in candidates:
+            if num is None or not den:
+                continue
+            ratio = num / den
+            checks.append(
+                {
+                    "model": model,
+                    "target": target,
+                    "ratio": ratio,
+                    "limit": limit,
+                    "met": ratio <= limit,
+                }  # fmt: skip
+            )
+    return checks
+
+
+def format_table(results: dict[str, Any], markdown: bool = False) -> str:
+    """One row per (model, method): time per step, memory, and both as ratios to ``plain``."""
+    header = ["model", "method", "ms/step", "spread", "× plain", "peak MiB", "× plain"]
+    rows = []
+    for entry in results["models"].values():
+        methods = entry["methods"]
+        plain = methods.get("plain", {})
+        for name, m in methods.items():
+            t_ratio = m["ms"] / plain["ms"] if plain.get("ms") else None
+            peak, plain_peak = m.get("peak_mib"), plain.get("peak_mib")
+            low, high = (
+                (m["q25_ms"], m["q75_ms"])
+                if "q25_ms" in m
+                else (m["min_cycle_ms"], m["max_cycle_ms"])
+            )
+            rows.append(
+                [
+                    entry["label"] + f" (batch {entry['batch']})",
+                    name,
+                    f"{m['ms']:.1f}",
+                    f"{low:.0f}–{high:.0f}",
+                    f"{t_ratio:.2f}" if t_ratio is not None else "–",
+                    f"{peak:.1f}" if peak is not None else "–",
+                    f"{peak / plain_peak:.2f}" if peak is not None and plain_peak else "–",
+                ]
+            )
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+    else:
+        widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+        lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True))]
+        lines.append("  ".join("-" * w for w in widths))
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+def format_report(results: dict[str, Any], markdown: bool = False) -> str:
+    """Settings, the table, notes on the statistics, and the targets."""
+    s = results["settings"]
+    env = results["environment"]
+    lines = [
+        f"adaloss speed — {env['date']}, torch {env['torch']}, {s['device']} "
+        f"({env['device_name']}), {s['threads']} thread(s); base optimizer SGD "
+        f"(lr {s['lr']}, momentum {s['momentum']}); {s['warmup']} warm-up step(s); "
+        f"timed steps per method: {s['steps_by_model']}, interleaved over {s['rounds']} rounds.",
+        "",
+        format_table(results, markdown=markdown),
+        "",
+        "ms/step: median over single steps (spread: quartiles); for ENGINE/K the mean over "
+        "complete K-step cycles (spread: fastest–slowest cycle)."
+        + (
+            f" peak MiB: all live PyTorch tensors at the peak of {s['memory_steps']} measured "
+            f"steps ({s['memory_source']}), in a fresh process per row."
+            if s["memory_source"]
+            else " Memory not measured (--no-memory)."
+        ),
+    ]
+    load = env.get("load_average_start")
+    if load is not None:
+        lines.append(
+            f"Load average (1, 5, 15 min) at start {load}, at end {env.get('load_average_end')}."
+        )
+    if s.get("warning"):
+        lines.append("Warning: " + s["warning"])
+    skipped = {
+        f"{model}/{name}": m["skipped_steps"]
+        for model, entry in results["models"].items()
+        for name, m in entry["methods"].items()
+        if m.get("skipped_steps")
+    }
+    if skipped:
+        lines.append(f"Steps rejected as non-finite (timings include them): {skipped}")
+    if results["targets"]:
+        lines += ["", "Targets:"]
+        for c in results["targets"]:
+            mark = "met" if c["met"] else "NOT met"
+            lines.append(
+                f"{'- ' if markdown else '  '}{c['model']}: {c['target']}: "
+                f"{c['ratio']:.2f} (limit {c['limit']}) — {mark}"
+            )
+    return "\n".join(lines)
