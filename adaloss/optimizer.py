@@ -546,6 +546,14 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         if not self.meta_params:
             raise ValueError("initialize() needs meta-parameters to learn; this one has none")
         if self.recipe.start == "warm_start":
+            given = {"steps": steps, "meta_lr": meta_lr, "inner_steps": inner_steps}
+            offline_only = sorted(k for k, v in given.items() if v is not None)
+            if offline_only:
+                raise ValueError(
+                    f"{', '.join(offline_only)} set the offline phase of Algorithm 1, which the "
+                    f"{self.recipe.name!r} recipe does not run (it warm-starts ϕ); pass "
+                    "recipe='paper' to MetaLossOptimizer for the offline phase"
+                )
             targets = []
             if train_batches is not None and isinstance(self.task, Regression):
                 for x, y in train_batches:

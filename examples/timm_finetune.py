@@ -63,15 +63,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--warmup-steps", type=int, default=None, help="default: steps // 10")
     p.add_argument("--min-lr", type=float, default=None, help="default: lr / 100")
-    p.add_argument(
-        "--meta-lr",
-        type=float,
-        default=1e-3,
-        help="online meta learning rate (paper: 1e-5; 1e-3 lets the loss recover from a short "
-        "offline phase, e.g. the MLP on digits goes from 0%% to 95%% test accuracy)",
-    )
-    p.add_argument("--init-steps", type=int, default=50, help="offline initialization steps")
-    p.add_argument("--init-meta-lr", type=float, default=1e-3)
+    p.add_argument("--recipe", default="default", choices=("default", "paper"),
+                   help="default: warm start, η 1e-3, guard; paper: Algorithm 1")  # fmt: skip
+    p.add_argument("--meta-lr", type=float, default=None, help="online η (default: the recipe's)")
+    p.add_argument("--init-steps", type=int, default=50,
+                   help="offline initialization steps (--recipe paper only)")  # fmt: skip
+    p.add_argument("--init-meta-lr", type=float, default=1e-3, help="(--recipe paper only)")
     p.add_argument("--hypergrad", default="forward", choices=("forward", "unroll"))
     p.add_argument("--val-fraction", type=float, default=0.2, help="of the non-test data")
     p.add_argument("--test-fraction", type=float, default=0.2)
@@ -243,9 +240,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         adaloss.Classification(num_classes),
         meta_lr=args.meta_lr,
         hypergrad=args.hypergrad,
+        recipe=args.recipe,
     )
     print(f"base optimizer: create_optimizer_v2({args.opt!r}) -> {type(base).__name__}")
-    if args.init_steps:
+    if args.recipe == "default":
+        opt.initialize()  # the warm start: fits ϕ alone, never touches the model
+    elif args.init_steps:
         # Before the scheduler: a warmup scheduler lowers the lr the inner steps use.
         # Iterators of their own: initialize() closes a generator it is given when it ends.
         losses = opt.initialize(

@@ -18,7 +18,7 @@ def load(name: str):
 
 
 def test_quickstart_trains(capsys):
-    error = load("quickstart").main(["--epochs", "3", "--init-steps", "300"])
+    error = load("quickstart").main(["--epochs", "3"])
     out = capsys.readouterr().out
     assert "epoch 3: learned loss" in out and "test error rate" in out
     assert error < 0.3  # 10 classes: chance is 0.9
@@ -26,7 +26,7 @@ def test_quickstart_trains(capsys):
 
 @pytest.mark.slow
 def test_demo_runs_briefly(capsys):
-    load("demo").main(["--steps", "20", "--init-steps", "3"])
+    load("demo").main(["--steps", "20"])
     out = capsys.readouterr().out
     assert "plain SGD + cross-entropy" in out and "AdaLFL (MetaLossOptimizer)" in out
     assert "relative difference" in out

@@ -187,7 +187,8 @@ def test_wheel_with_only_core_dependencies_steps_and_imports_nothing_heavy(
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
         base = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        opt = adaloss.MetaLossOptimizer(model, base, adaloss.Classification(3), meta_lr=1e-3)
+        task = adaloss.Classification(3)
+        opt = adaloss.MetaLossOptimizer(model, base, task, meta_lr=1e-3, recipe="paper")
         x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
         assert opt.initialize([(x, y)], steps=2, progress=True)  # the offline phase and tqdm
         theta = [p.detach().clone() for p in model.parameters()]

@@ -1,0 +1,227 @@
+"""The default recipe: presets, the task-loss warm start, the divergence guard."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from conftest import batches, make_model, paper_optimizer
+from torch.nn import functional as F
+
+import adaloss
+from adaloss.guard import GradientScaleGuard
+from adaloss.recipes import RECIPES, Recipe, get_recipe
+from adaloss.warmstart import gradient_mismatch, target_range, warm_start
+
+TASKS = {
+    "regression": adaloss.Regression(1),
+    "classification": adaloss.Classification(10),
+    "binary": adaloss.BinaryClassification(),
+}
+# Relative mismatch ‖weight·ℓ' − goal‖/‖goal‖ the fit reaches on the task's grid.
+TOLERANCE = {"regression": 0.01, "classification": 0.08, "binary": 0.15}
+
+
+def test_presets():
+    paper, default = RECIPES["paper"], RECIPES["default"]
+    assert (paper.start, paper.meta_lr, paper.guard) == ("offline", 1e-5, None)
+    assert (paper.offline_steps, paper.offline_meta_lr, paper.inner_steps) == (2500, 1e-3, 1)
+    assert (default.start, default.guard) == ("warm_start", 2.0)
+    assert get_recipe("paper") is paper and get_recipe(default) is default
+    with pytest.raises(ValueError, match="unknown recipe 'magic'; choose from default, paper"):
+        get_recipe("magic")
+    with pytest.raises(ValueError, match="start must be one of"):
+        Recipe("x", start="later", meta_lr=1e-3, guard=None)
+
+
+def test_optimizer_takes_the_recipe_and_overrides(float64):
+    model = make_model("mlp")
+    opt = adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                                    adaloss.Classification(3))  # fmt: skip
+    assert opt.recipe == RECIPES["default"]
+    assert opt.meta_optimizer.param_groups[0]["lr"] == RECIPES["default"].meta_lr
+    assert opt.guard.bound == RECIPES["default"].guard
+    opt = paper_optimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                          adaloss.Classification(3), meta_lr=1e-2, guard=3.0)  # fmt: skip
+    assert opt.recipe.start == "offline" and opt.recipe.meta_lr == 1e-2 and opt.guard.bound == 3
+    off = adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                                    adaloss.Classification(3), guard=False)  # fmt: skip
+    assert off.guard is None and off.recipe.guard is None
+    for bad in (True, 0, -1.0, "2"):
+        with pytest.raises(ValueError, match="guard must be a bound > 0, None or False"):
+            adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                                      adaloss.Classification(3), guard=bad)  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", list(TASKS))
+def test_warm_start_matches_the_task_loss_gradient_on_a_grid(kind):
+    """The fitted slope reproduces the task loss's output gradient on a grid finer than the
+    fit's own (so this checks the function, not just the points it was fitted on)."""
+    task = TASKS[kind]
+    torch.manual_seed(0)
+    loss = adaloss.LossNetwork()
+    before = float(gradient_mismatch(loss, task, points=64))
+    assert before > 0.9  # a random ϕ is nowhere near
+    warm_start(loss, task)
+    assert float(gradient_mismatch(loss, task, points=64)) < TOLERANCE[kind]
+
+
+def _output_gradients(loss, task, out, y):
+    f = out.detach().requires_grad_()
+    (learned,) = torch.autograd.grad(loss(*task.learned_loss_inputs(f, y)), f)
+    f = out.detach().requires_grad_()
+    (reference,) = torch.autograd.grad(task.loss(f, y), f)
+    return learned, reference
+
+
+def test_warm_started_loss_moves_logits_like_cross_entropy():
+    """On real softmax outputs (not the fit's grid), through the softmax's coupling."""
+    torch.manual_seed(0)
+    task, loss = adaloss.Classification(10), adaloss.LossNetwork()
+    warm_start(loss, task)
+    out, y = 2 * torch.randn(512, 10), torch.randint(0, 10, (512,))
+    learned, reference = _output_gradients(loss, task, out, y)
+    cosine = F.cosine_similarity(learned.flatten(), reference.flatten(), dim=0)
+    assert cosine > 0.9  # measured 0.944: the fit is loosest where the target p is small
+    assert 0.8 < learned.norm() / reference.norm() < 1.25
+
+
+def test_regression_warm_start_reads_the_target_range(float64):
+    targets = [torch.tensor([[3.0], [5.0]]), torch.tensor([[4.0]])]
+    assert target_range(targets) == (2.0, 6.0)
+    model = make_model("mlp")
+    model[-1] = torch.nn.Linear(model[-1].in_features, 1).double()
+    opt = adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=0.01),
+                                    adaloss.Regression(1))  # fmt: skip
+    x = torch.randn(32, 6, dtype=torch.float64)
+    y = 3 + 2 * torch.rand(32, 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="steps set the offline phase of Algorithm 1"):
+        opt.initialize([(x, y)], steps=10)
+    assert not opt.started
+    assert opt.initialize([(x, y)]) == [] and opt.started
+    # ℓ' = 2(p − t) around targets near 4, far outside the default [−0.5, 1.5] grid
+    p = torch.tensor([[3.0], [4.5], [5.5]], dtype=torch.float64, requires_grad=True)
+    t = torch.full_like(p, 4.0)
+    (slope,) = torch.autograd.grad(opt.loss.pointwise(p, t).sum(), p)
+    torch.testing.assert_close(slope, 2 * (p - t).detach(), atol=0.1, rtol=0.05)
+
+
+def test_first_step_warm_starts_and_a_failing_first_step_changes_nothing(float64):
+    model = make_model("mlp")
+    opt = adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                                    adaloss.Classification(3))  # fmt: skip
+    phi = [p.detach().clone() for p in opt.loss.parameters()]
+    theta = [p.detach().clone() for p in model.parameters()]
+    (x, y), (xv, yv) = batches((6,), 2)
+    with pytest.raises(ValueError, match="x_val must have a non-empty batch"):
+        opt.step(x, y, xv[:0], yv[:0])
+    assert not opt.started
+    original = opt.loss.forward
+
+    def boom(*args):
+        if torch.is_grad_enabled():
+            raise RuntimeError("injected")
+        return original(*args)
+
+    opt.loss.forward = boom  # fails inside the step, after the warm start ran
+    with pytest.raises(RuntimeError, match="injected"):
+        opt.step(x, y, xv, yv)
+    del opt.loss.forward
+    assert not opt.started
+    assert all(torch.equal(a, b) for a, b in zip(phi, opt.loss.parameters(), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(theta, model.parameters(), strict=True))
+    twin = copy.deepcopy(opt.loss)
+    warm_start(twin, adaloss.Classification(3))
+    opt.step(x, y, xv, yv)  # now it runs: the warm start, then the step
+    assert opt.started and opt.steps == 1
+    state = opt.state_dict()
+    assert state["started"] and "guarded_steps" in state
+
+
+def test_default_recipe_trains_like_the_baseline_at_first(float64):
+    """Warm-started, the learned loss's first base step is (nearly) cross-entropy's."""
+    torch.manual_seed(0)
+    model, twin = make_model("mlp"), make_model("mlp")
+    twin.load_state_dict(model.state_dict())
+    opt = adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                                    adaloss.Classification(3), meta_lr=0.0)  # fmt: skip
+    base = torch.optim.SGD(twin.parameters(), lr=0.1)
+    (x, y), (xv, yv) = batches((6,), 2)
+    opt.step(x, y, xv, yv)
+    F.cross_entropy(twin(x), y).backward()
+    base.step()
+    start = [p.detach() for p in make_model("mlp").parameters()]
+    moved = torch.cat(
+        [(a.detach() - s).flatten() for a, s in zip(model.parameters(), start, strict=True)]
+    )
+    ref = torch.cat(
+        [(b.detach() - s).flatten() for b, s in zip(twin.parameters(), start, strict=True)]
+    )
+    assert F.cosine_similarity(moved, ref, dim=0) > 0.95
+    assert 0.7 < moved.norm() / ref.norm() < 1.4
+
+
+def test_guard_bounds_the_learned_gradient_scale():
+    task = adaloss.Classification(5)
+    out, y = torch.randn(16, 5), torch.randint(0, 5, (16,))
+
+    class Scaled(torch.nn.Module):
+        def __init__(self, factor):
+            super().__init__()
+            self.factor = factor
+
+        def forward(self, p, t):  # factor × cross-entropy on probabilities
+            return -self.factor * (t * p.clamp_min(1e-12).log()).sum(1).mean()
+
+    guard = GradientScaleGuard(2.0)
+    assert float(guard.scale(Scaled(1.0), task, out, y)) == 1.0  # the task loss itself: free
+    assert float(guard.scale(Scaled(1.9), task, out, y)) == 1.0
+    scale = guard.scale(Scaled(50.0), task, out, y)
+    torch.testing.assert_close(scale, torch.tensor(2.0 / 50.0))
+    learned, reference = _output_gradients(Scaled(50.0), task, out, y)
+    torch.testing.assert_close((scale * learned).norm(), 2 * reference.norm())
+    with pytest.raises(ValueError, match="bound must be > 0"):
+        GradientScaleGuard(0.0)
+
+
+def _steep_loss() -> torch.nn.Module:
+    """A learned loss with 1000× the task loss's slope: BENCHMARKS.md's digits collapse."""
+    torch.manual_seed(0)
+    loss = adaloss.LossNetwork()
+    warm_start(loss, adaloss.Classification(3))
+    with torch.no_grad():
+        loss.net[-1].weight.mul_(1000.0)
+    return loss
+
+
+@pytest.mark.parametrize("guard", [2.0, False])
+def test_guard_saves_a_run_that_a_steep_loss_breaks(guard, float64):
+    """Constructed divergence: without the guard the steep loss blows the model up; with
+    it every step is scaled to at most 2× the task loss's force and training proceeds."""
+    torch.manual_seed(1)
+    model = make_model("mlp")
+    x = torch.randn(64, 6, dtype=torch.float64)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    opt = paper_optimizer(model, torch.optim.SGD(model.parameters(), lr=1.0),
+                          adaloss.Classification(3), loss=_steep_loss().double(),
+                          meta_lr=0.0, guard=guard)  # fmt: skip
+    start = float(F.cross_entropy(model(x), y))
+    for _ in range(30):
+        result = opt.step(x, y, x, y)
+    end = float(F.cross_entropy(model(x), y))
+    if guard:
+        assert opt.guarded_steps == 30 and float(result.loss_scale) < 0.01
+        assert end < start
+    else:
+        assert result.loss_scale is None and opt.guarded_steps == 0
+        assert not end < 3 * start  # blown up: far worse than where it began
+
+
+def test_guard_leaves_a_well_scaled_loss_alone(float64):
+    model = make_model("mlp")
+    opt = paper_optimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                          adaloss.Classification(3), loss=adaloss.LossNetwork().double(),
+                          guard=1e6)  # fmt: skip
+    (x, y), (xv, yv) = batches((6,), 2)
+    assert float(opt.step(x, y, xv, yv).loss_scale) == 1.0 and opt.guarded_steps == 0
