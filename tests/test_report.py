@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from adaloss.bench.report import (
+    failure,
     format_table,
+    is_collapsed,
     is_diverged,
     load_results,
     method_order,
@@ -367,3 +369,57 @@ def test_row_and_method_order():
 def test_empty_results():
     assert format_table([]) == "(no results)"
     assert summarize([]) == []
+
+
+def _run(method, seed, final, selection=None, val=None, metric="mse", classes=None):
+    curve = {"step": [0, 50, 100]}
+    if selection is not None:
+        curve["selection_error"] = selection
+    if val is not None:
+        curve["val_error"] = val
+    return {
+        "task": "t",
+        "model": "m",
+        "method": method,
+        "seed": seed,
+        "metric": metric,
+        "num_classes": classes,
+        "final": {"test_error": final, "selection_error": final, "diverged": False},
+        "curve": curve,
+    }
+
+
+def test_collapse_rule():
+    trained = _run("adalfl", 0, 0.1, selection=[0.5, 0.2, 0.1])
+    assert failure(trained) == "" and not is_collapsed(trained)
+    assert failure(_run("adalfl", 0, 0.5, selection=[0.5, 0.2, 0.5])) == "collapsed"  # no better
+    # runs from before the selection split are judged on validation error
+    assert failure(_run("adalfl", 0, 0.1, val=[0.4, 0.6, 0.7])) == "collapsed"
+    assert failure(_run("adalfl", 0, 0.1, val=[0.4, 0.2, 0.1])) == ""
+    # a classifier at chance fails even when it started worse (10 classes: error >= 0.8)
+    at_chance = _run("adalfl", 0, 0.85, [0.95, 0.9, 0.85], metric="error_rate", classes=10)
+    assert failure(at_chance) == "collapsed"
+    learning = _run("adalfl", 0, 0.75, [0.95, 0.9, 0.75], metric="error_rate", classes=10)
+    assert failure(learning) == ""
+    diverged = _run("adalfl", 0, float("nan"), selection=[0.5, 0.2, 0.1])
+    assert failure(diverged) == "diverged" and not is_collapsed(diverged)
+
+
+def test_collapsed_runs_are_counted_and_left_out_of_means():
+    runs = [_run("baseline", s, e, selection=[0.5, 0.3, e]) for s, e in enumerate((0.2, 0.3, 0.25))]
+    runs += [
+        _run("adalfl", 0, 0.1, selection=[0.5, 0.3, 0.1]),
+        _run("adalfl", 1, 0.6, selection=[0.5, 0.3, 0.6]),  # collapsed
+        _run("adalfl", 2, float("nan"), selection=[0.5, 0.3, 0.2]),  # diverged
+    ]
+    (ada,) = [s for s in summarize(runs) if s.method == "adalfl"]
+    assert (ada.n, ada.n_diverged, ada.n_collapsed, ada.n_failed) == (1, 1, 1, 2)
+    assert ada.mean == 0.1 and ada.failures == {1: "collapsed", 2: "diverged"}
+    text = format_table(runs, paired=True, per_seed=True, split="selection")
+    assert "0.1000 (n=1; 1 diverged, 1 collapsed)" in text
+    assert "collapsed (0.6000)" in text  # per seed: marked, with the value it ended at
+    assert "(wins 1/3)" in text  # a failed run loses to the baseline
+    only_collapsed = [r for r in runs if r["method"] == "baseline"] + [
+        _run("adalfl", s, 0.6, selection=[0.5, 0.3, 0.6]) for s in range(3)
+    ]
+    assert "collapsed (3/3)" in format_table(only_collapsed)
