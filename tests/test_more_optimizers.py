@@ -202,3 +202,23 @@ def test_unsupported_options_name_what_is_supported():
     ):
         with pytest.raises(TypeError, match=r"RMSprop \(lr, alpha, eps, weight_decay, momentum"):
             adaloss.MetaLossOptimizer(model, base, adaloss.Classification(3))
+
+
+@pytest.mark.parametrize("inner_steps", [1, 2])
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_initialize_steps_from_fresh_state_and_restores_torchs(name, inner_steps, float64):
+    """initialize()'s inner steps start from fresh state, as torch's first steps do, chain
+    the state from one differentiable step to the next, and leave torch's state usable."""
+    train, val = data(3)
+    _, opt = build(name)
+    before = copy.deepcopy(opt.base_optimizer.state_dict())
+    (loss,) = opt.initialize(
+        train[:inner_steps], [val[0]], steps=1, meta_lr=0.0, inner_steps=inner_steps
+    )
+    assert str(opt.base_optimizer.state_dict()) == str(before)
+    _, fresh = build(name)
+    for x, y in train[:inner_steps]:
+        expected = float(fresh.step(x, y, *val[0]).task_loss)
+    assert abs(loss - expected) <= TOL * abs(expected)
+    opt.online = False
+    assert not opt.step(*train[2]).skipped  # torch's own step on the restored state
