@@ -1,4 +1,4 @@
-"""The README's examples run: the quick-start loop and the `make demo` script."""
+"""The README's examples run: the quick-start loop, the `make demo` script, the MNIST port."""
 
 from __future__ import annotations
 
