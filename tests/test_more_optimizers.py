@@ -85,11 +85,13 @@ def assert_same_state(opt: adaloss.MetaLossOptimizer, model, twin, twin_opt, ste
             )  # fmt: skip
 
 
-def run_against_torch(name, engine="forward", meta_every=2, scheduler=None):
+def run_against_torch(name, engine="forward", meta_every=2, scheduler=None, foreach=None):
     """The wrapper (ϕ fixed) and torch's optimizer on the same learned loss, step by step."""
     model, opt = build(name, hypergrad=engine, meta_every=meta_every)
     twin = make_model("mlp")
     twin_opt = CONFIGS[name](twin.parameters())
+    for group in opt.param_groups + twin_opt.param_groups:
+        group["foreach"] = foreach  # None: the single-tensor kernels on CPU
     learned = copy.deepcopy(opt.loss)
     schedulers = [scheduler(o) for o in (opt, twin_opt)] if scheduler else []
     phi = flat(opt.loss.parameters()).clone()
@@ -117,6 +119,25 @@ def test_base_steps_are_torchs_own(name, engine, meta_every, float64):
     model, paths = run_against_torch(name, engine, meta_every)
     assert paths == [t % meta_every == 0 for t in range(STEPS)]  # both paths were taken
     assert relative(flat(model.parameters()), flat(make_model("mlp").parameters())) > 1e-4
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_state_hand_over_with_torchs_multi_tensor_kernels(name, float64):
+    """foreach=True (torch's default on GPUs) keeps the same state format."""
+    run_against_torch(name, foreach=True)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_update_is_linear_in_the_learning_rate(name, float64):
+    """Meta-LR's premise: U at lr = a is a times U at lr = 1, for every rule."""
+    model, opt = build(name)
+    (x, y), (xv, yv) = batches((6,), 1)[0], batches((6,), 1, seed=9)[0]
+    opt.step(x, y, xv, yv)  # non-empty optimizer state
+    params = tuple(p.detach() for p in opt.update.params())
+    grads = tuple(torch.randn_like(p) for p in params)
+    unit, _ = opt.update.function(params, lr=1.0)(grads)
+    scaled, _ = opt.update.function(params, lr=0.3)(grads)
+    assert relative(flat(scaled), 0.3 * flat(unit)) <= 1e-12
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
