@@ -1,14 +1,13 @@
-"""The base optimizer's update as a differentiable function, via TorchOpt.
+"""The base optimizer's update as a differentiable function.
 
 The user's ``torch.optim`` optimizer stays authoritative: its ``param_groups``
 (lr, momentum, betas, …) are read at every step, so schedulers keep working,
-and its momentum / Adam moments live in ``optimizer.state`` in torch's own
-format. Each step we build TorchOpt's functional optimizer from the current
-hyper-parameters (``torchopt.sgd`` / ``adam`` / ``adamw``, the transforms
-behind MetaSGD / MetaAdam / MetaAdamW), hand it torch's state tensors, and
-write the new state back. TorchOpt's state layout coincides with torch's
-(momentum buffer = trace, exp_avg = mu, exp_avg_sq = nu, step = count), so the
-hand-over costs no copies.
+and its moments live in ``optimizer.state`` in torch's own format. Each step
+the optimizer's rule (``adaloss.rules``: TorchOpt's functional optimizers, or
+torch's kernels rewritten out of place) maps the current hyper-parameters,
+gradients and torch's state tensors to the update and new state entries, which
+``commit`` writes back under torch's keys. So the optimizer's own ``step()``
+(non-meta steps) and the differentiable step can take turns.
 """
 
 from __future__ import annotations
@@ -16,18 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torchopt
 from torch import nn
-from torchopt.transform.scale_by_adam import ScaleByAdamState
-from torchopt.transform.trace import TraceState
 
-SUPPORTED = (
-    "torch.optim.SGD (lr, momentum, dampening, nesterov, weight_decay), "
-    "torch.optim.Adam and torch.optim.AdamW (lr, betas, eps, weight_decay)"
-)
+from adaloss import rules
+from adaloss.rules import SUPPORTED, State
+
+__all__ = ["SUPPORTED", "DifferentiableUpdate", "NewState", "check_optimizer"]
 
 Tensors = tuple[torch.Tensor, ...]
-ADAM_EPS_ROOT = 1e-30
 
 
 def _unsupported(message: str) -> TypeError:
@@ -36,18 +31,18 @@ def _unsupported(message: str) -> TypeError:
 
 def check_optimizer(optimizer: torch.optim.Optimizer) -> None:
     """Raise TypeError unless ``optimizer`` and all its options can be made differentiable."""
-    if type(optimizer) not in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW):
+    if type(optimizer) not in rules.RULES:
         raise _unsupported(f"unsupported base optimizer {type(optimizer).__name__}")
     for i, group in enumerate(optimizer.param_groups):
-        for flag in ("maximize", "amsgrad"):
+        for flag in rules.REJECTED_FLAGS:
             if group.get(flag, False):
                 raise _unsupported(f"param_groups[{i}] sets {flag}=True")
         if isinstance(group["lr"], torch.Tensor) and group["lr"].requires_grad:
             raise _unsupported(f"param_groups[{i}] has a differentiable tensor lr")
 
 
-NewState = list[tuple[list[nn.Parameter], tuple]]
-"""Per param group: its trainable parameters and their new TorchOpt state."""
+NewState = list[tuple[list[nn.Parameter], list[State]]]
+"""Per param group: its trainable parameters and their new state entries, in torch's format."""
 
 
 class DifferentiableUpdate:
@@ -56,6 +51,7 @@ class DifferentiableUpdate:
     def __init__(self, optimizer: torch.optim.Optimizer) -> None:
         check_optimizer(optimizer)
         self.optimizer = optimizer
+        self.rule = rules.RULES[type(optimizer)][0]
 
     def groups(self) -> list[list[nn.Parameter]]:
         """Trainable parameters of each param group, in optimizer order."""
@@ -65,64 +61,9 @@ class DifferentiableUpdate:
         """All trainable parameters the optimizer updates, flattened in group order."""
         return [p for group in self.groups() for p in group]
 
-    def _transform(self, group: dict, *, started: bool) -> torchopt.base.GradientTransformation:
-        lr = float(group["lr"])
-        if isinstance(self.optimizer, torch.optim.SGD):
-            tx = torchopt.sgd(
-                lr,
-                momentum=group["momentum"],
-                dampening=group["dampening"],
-                weight_decay=group["weight_decay"],
-                nesterov=group["nesterov"],
-            )
-        else:
-            decoupled = isinstance(self.optimizer, torch.optim.AdamW) or group.get(
-                "decoupled_weight_decay", False
-            )
-            tx = (torchopt.adamw if decoupled else torchopt.adam)(
-                lr,
-                betas=tuple(group["betas"]),
-                eps=group["eps"],
-                weight_decay=group["weight_decay"],
-                # √v has an infinite derivative at v = 0 (a gradient that is exactly zero,
-                # e.g. a dead ReLU), which turns the hypergradient into NaN; a root term far
-                # below any representable gradient² keeps it finite and the update unchanged.
-                eps_root=ADAM_EPS_ROOT,
-            )
-        if started:
-            # TorchOpt's momentum trace treats its first call like torch's first step
-            # (buffer = gradient, no dampening); after that torch's optimizer has a
-            # buffer, so mark the transform as already started with an empty update.
-            tx.update((), tx.init(()), params=(), inplace=False)
-        return tx
-
-    def _state(self, params: list[nn.Parameter], template: tuple) -> tuple:
-        """TorchOpt state for ``params`` holding the tensors of torch's own state."""
+    def _states(self, params: list[nn.Parameter]) -> list[State]:
         # optimizer.state is a defaultdict: read with .get so nothing is inserted.
-        states = [self.optimizer.state.get(p, {}) for p in params]
-
-        def tensor(s: dict, key: str, p: nn.Parameter) -> torch.Tensor:
-            value = s.get(key)
-            return value if value is not None else torch.zeros_like(p)
-
-        pairs = list(zip(states, params, strict=True))
-        filled = []
-        for part in template:
-            if isinstance(part, TraceState):
-                part = part._replace(trace=[tensor(s, "momentum_buffer", p) for s, p in pairs])
-            elif isinstance(part, ScaleByAdamState):
-                part = part._replace(
-                    mu=[tensor(s, "exp_avg", p) for s, p in pairs],
-                    nu=[tensor(s, "exp_avg_sq", p) for s, p in pairs],
-                    count=[
-                        s["step"].to(torch.int64)
-                        if "step" in s
-                        else torch.zeros((), dtype=torch.int64)
-                        for s in states
-                    ],
-                )
-            filled.append(part)
-        return tuple(filled)
+        return [dict(self.optimizer.state.get(p, {})) for p in params]
 
     def function(
         self, params: Tensors, lr: float | None = None, previous: NewState | None = None
@@ -142,23 +83,17 @@ class DifferentiableUpdate:
         ]
         for i, (group, trainable) in enumerate(groups):
             options = group if lr is None else {**group, "lr": lr}
-            if previous is None:
-                tx = self._transform(
-                    options, started=any(self.optimizer.state.get(p) for p in trainable)
-                )
-                state = self._state(trainable, tx.init(()))
-            else:
-                tx, state = self._transform(options, started=True), previous[i][1]
-            plan.append((trainable, tx, state))
+            states = self._states(trainable) if previous is None else previous[i][1]
+            plan.append((trainable, options, states))
 
         def update(grads: Tensors) -> tuple[Tensors, NewState]:
             updates: list[torch.Tensor] = []
             new_state: NewState = []
             start = 0
-            for trainable, tx, state in plan:
+            for trainable, options, states in plan:
                 stop = start + len(trainable)
-                u, group_state = tx.update(
-                    tuple(grads[start:stop]), state, params=tuple(params[start:stop]), inplace=False
+                u, group_state = self.rule(
+                    options, tuple(params[start:stop]), tuple(grads[start:stop]), states
                 )
                 updates.extend(u)
                 new_state.append((trainable, group_state))
@@ -191,15 +126,9 @@ class DifferentiableUpdate:
         return scales
 
     def commit(self, new_state: NewState) -> None:
-        """Write new TorchOpt state into the torch optimizer, in torch's own format."""
+        """Write the new state into the torch optimizer, under torch's own keys."""
         state = self.optimizer.state
         for trainable, group_state in new_state:
-            for part in group_state:
-                if isinstance(part, TraceState):
-                    for p, buf in zip(trainable, part.trace, strict=True):
-                        state[p]["momentum_buffer"] = buf.detach()
-                elif isinstance(part, ScaleByAdamState):
-                    for p, m, v, c in zip(trainable, part.mu, part.nu, part.count, strict=True):
-                        state[p]["exp_avg"] = m.detach()
-                        state[p]["exp_avg_sq"] = v.detach()
-                        state[p]["step"] = c.detach().to(torch.get_default_dtype())
+            for p, entries in zip(trainable, group_state, strict=True):
+                for key, value in entries.items():
+                    state[p][key] = value.detach()

@@ -77,6 +77,8 @@ def run_initialization(
     params = learner.params
     theta0 = [p.detach().clone() for p in params]
     stats0 = snapshot_running_stats(learner.model)
+    # Nothing below writes to these tensors: the outer iterations never commit a step.
+    state0 = {p: dict(s) for p, s in learner.base_state.items()}
     meta_optimizer = torch.optim.Adam(learner.meta_params, lr=meta_lr)
     train = cycle(train_batches)
     val = cycle(val_batches) if val_batches is not None else None
@@ -114,6 +116,9 @@ def run_initialization(
             losses.append(float(task_loss))
     finally:
         reset()
+        # The optimizer's state as it was: torch's Adagrad creates its state when it is
+        # constructed, and its own step() (a non-meta step) fails without it.
+        learner.base_state.update(state0)
     if skipped:
         warnings.warn(
             f"adaloss: initialize() skipped {skipped} of {steps} outer steps with non-finite "

@@ -405,7 +405,8 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
 
     Args:
         model: any ``nn.Module``.
-        base_optimizer: ``torch.optim.SGD``, ``Adam`` or ``AdamW`` over the model's
+        base_optimizer: a ``torch.optim`` SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta,
+            Adamax, RAdam or NAdam (``adaloss.inner.SUPPORTED``) over the model's
             parameters; it stays authoritative (schedulers, its state_dict).
         task: ``Classification(C)``, ``BinaryClassification()`` or ``Regression(n)``.
         loss: the learned loss, any module ``(pred, target) -> scalar`` on the task's

@@ -1,4 +1,4 @@
-"""The README's examples run: the quick-start loop and the `make demo` script."""
+"""The README's examples run: the quick-start loop, the `make demo` script, the MNIST port."""
 
 from __future__ import annotations
 
@@ -30,3 +30,25 @@ def test_demo_runs_briefly(capsys):
     out = capsys.readouterr().out
     assert "plain SGD + cross-entropy" in out and "AdaLFL (MetaLossOptimizer)" in out
     assert "relative difference" in out
+
+
+def test_mnist_example_dry_run_reads_local_files(tmp_path, monkeypatch, capsys):
+    """PyTorch's MNIST example ported to adaloss runs on MNIST files in the real
+    on-disk (idx) format, read by torchvision from --data without any download."""
+    import torchvision.datasets.mnist as tv_mnist
+    from test_datasets import write_mnist
+
+    write_mnist(tmp_path, n_train=40, n_test=12)
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("the example tried to download MNIST")
+
+    monkeypatch.setattr(tv_mnist, "download_and_extract_archive", no_download)
+    test_loss, accuracy = load("mnist_example").main(
+        ["--dry-run", "--epochs", "1", "--no-accel", "--data", str(tmp_path),
+         "--batch-size", "8", "--test-batch-size", "5"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "Train Epoch: 1 [0/36 (0%)]\tLearned loss:" in out
+    assert "Test set: Average loss:" in out and "/12 (" in out
+    assert test_loss > 0 and 0.0 <= accuracy <= 1.0

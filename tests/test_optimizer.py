@@ -102,7 +102,8 @@ def test_param_groups_are_read_every_step_so_schedulers_work(float64):
 def test_unsupported_optimizers_and_options_raise_type_error():
     model = mlp()
     for base in (
-        torch.optim.RMSprop(model.parameters()),
+        torch.optim.Rprop(model.parameters()),
+        torch.optim.RMSprop(model.parameters(), maximize=True),
         torch.optim.Adam(model.parameters(), amsgrad=True),
         torch.optim.SGD(model.parameters(), lr=0.1, maximize=True),
     ):

@@ -159,6 +159,12 @@ TORCH_CLASSES = {
     "momentum": torch.optim.SGD,  # momentum 0.9, nesterov=False
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
+    "nadam": torch.optim.NAdam,
+    "radam": torch.optim.RAdam,
+    "adamax": torch.optim.Adamax,
+    "adagrad": torch.optim.Adagrad,
+    "adadelta": torch.optim.Adadelta,
+    "rmsprop": torch.optim.RMSprop,  # timm's "rmsprop" is torch's with alpha 0.9
 }
 
 
@@ -173,9 +179,12 @@ def test_timm_factory_names_that_give_torch_optimizers(opt_name):
     assert not opt.step(x, y, xv, yv).skipped
 
 
-@pytest.mark.parametrize("opt_name", ["adamwlegacy", "nadam", "radam", "lamb", "sgdp", "lion"])
+@pytest.mark.parametrize(
+    "opt_name", ["adamwlegacy", "nadamlegacy", "radamlegacy", "rmsproptf", "lamb", "sgdp", "lion"]
+)
 def test_timm_factory_names_with_other_classes_are_rejected(opt_name):
-    # "adamwlegacy" is timm's own AdamW class; the others are different algorithms.
+    # The "*legacy" names and "rmsproptf" are timm's own classes; the others are different
+    # algorithms.
     model = timm.create_model("adaloss_logistic", num_classes=3, img_size=8)
     base = timm.optim.create_optimizer_v2(model, opt_name, lr=0.1)
     with pytest.raises(TypeError, match="unsupported base optimizer"):
