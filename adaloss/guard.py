@@ -1,12 +1,17 @@
-"""The divergence guard: a trust region on how hard the learned loss may push the outputs.
+"""The divergence guard: a trust region on what the learned loss may do to the outputs.
 
 What breaks a run is θ, not ϕ (BENCHMARKS.md): by the time the meta-objective rises, a
 learned loss with a far-off minimum or a slope ~1000× the task loss's has already pushed
-the model away. So the guard acts on every step, before θ moves: with f the model's raw
-outputs on the training batch, it bounds ‖∂M_ϕ/∂f‖ ≤ κ·‖∂L_T/∂f‖ by scaling the learned
-loss by s = min(1, κ‖∂L_T/∂f‖ / ‖∂M_ϕ/∂f‖) for this step (s is a constant to the
-hypergradient). Cost: two backward passes through the loss network and the task loss on
-the outputs only; no device sync.
+the model away. So the guard acts on every step, before θ moves. With f the model's raw
+outputs on the training batch, h = ∂M_ϕ/∂f and g = ∂L_T/∂f, the step trains on
+
+    M̃ = s·M_ϕ + c·L_T,   s = min(1, κ‖g‖/‖h‖),   c = max(0, 1/κ − s⟨h, g⟩/‖g‖²),
+
+so that ‖s·h‖ ≤ κ‖g‖ (never more than κ times the task loss's force) and
+⟨∂M̃/∂f, g⟩ ≥ ‖g‖²/κ (at least 1/κ of the task loss's own first-order descent on the
+batch): a loss that pushes the outputs the wrong way is outvoted by the task loss in
+proportion. s and c are constants to the hypergradient. Cost: two backward passes
+through the loss network and the task loss on the outputs only; no device sync.
 """
 
 from __future__ import annotations
@@ -29,25 +34,27 @@ class ScaledLoss(nn.Module):
         return self.scale * self.loss(pred, target)
 
 
-class GradientScaleGuard:
-    """Bound the learned loss's output gradient to ``bound`` times the task loss's."""
+class TrustRegionGuard:
+    """Keep the learned loss's output gradient within a factor ``bound`` of the task loss's."""
 
     def __init__(self, bound: float) -> None:
         if not bound > 0:
             raise ValueError(f"the guard's bound must be > 0, got {bound}")
         self.bound = float(bound)
 
-    def scale(self, loss: nn.Module, task: Task, out: torch.Tensor, y: torch.Tensor):
-        """s ∈ (0, 1] for this step's learned loss (a 0-dim tensor on the outputs' device)."""
+    def weights(self, loss: nn.Module, task: Task, out: torch.Tensor, y: torch.Tensor):
+        """(s, c): the learned loss's scale and the task loss's weight for this step."""
         with torch.enable_grad():
             f = out.detach().requires_grad_()
-            (learned,) = torch.autograd.grad(loss(*task.learned_loss_inputs(f, y)), f)
+            (h,) = torch.autograd.grad(loss(*task.learned_loss_inputs(f, y)), f)
             f = out.detach().requires_grad_()
-            (reference,) = torch.autograd.grad(task.loss(f, y), f)
-        limit = self.bound * reference.norm()
-        # tiny = the learned gradient vanishes: nothing to bound (and no 0/0).
-        tiny = torch.finfo(learned.dtype).tiny
-        return (limit / learned.norm().clamp_min(tiny)).clamp(max=1.0).detach()
+            (g,) = torch.autograd.grad(task.loss(f, y), f)
+        tiny = torch.finfo(h.dtype).tiny  # a vanishing gradient: nothing to bound, no 0/0
+        g_sq = (g * g).sum()
+        scale = (self.bound * g_sq.sqrt() / h.norm().clamp_min(tiny)).clamp(max=1.0)
+        alignment = scale * (h * g).sum() / g_sq.clamp_min(tiny)
+        task_weight = (1.0 / self.bound - alignment).clamp(min=0.0)
+        return scale.detach(), task_weight.detach()
 
     def __repr__(self) -> str:
-        return f"GradientScaleGuard(bound={self.bound:g})"
+        return f"TrustRegionGuard(bound={self.bound:g})"

@@ -18,7 +18,7 @@ from torch import nn
 
 from adaloss.batches import all_finite as _all_finite
 from adaloss.batches import all_finite_and_value as _all_finite_and_value
-from adaloss.guard import GradientScaleGuard, ScaledLoss
+from adaloss.guard import ScaledLoss, TrustRegionGuard
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, grads_or_zeros, unroll
 from adaloss.inner import DifferentiableUpdate
 from adaloss.losses import LossNetwork
@@ -40,7 +40,8 @@ class StepResult:
     task_loss: torch.Tensor | None  # L_T on the validation batch at θ_{t+1}; None without meta step
     meta_updated: bool  # whether ϕ took a step
     skipped: bool = False  # rejected for non-finite values: nothing changed
-    loss_scale: torch.Tensor | None = None  # the guard's factor on M_ϕ (1: not clipped); None: off
+    loss_scale: torch.Tensor | None = None  # the guard's s on M_ϕ (1: not clipped); None: off
+    task_weight: torch.Tensor | None = None  # the guard's c on L_T (0: not needed); None: off
 
 
 class OnlineMetaOptimizer(torch.optim.Optimizer):
@@ -85,6 +86,7 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
         self.online = online
         self.steps = 0
         self.skipped_steps = 0
+        self._task_weight: torch.Tensor | None = None  # set per step by a guard
         self._best_task_loss = float("inf")
         self._task_loss_ema: float | None = None
         self._divergence_warned = False
@@ -140,6 +142,7 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
             params=params,
             update=self.update,
             loss=self._base_loss_module(),
+            task_weight=self._task_weight,
             meta_params=self.meta_params,
             task=self.task,
             x=x,
@@ -285,11 +288,14 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
                 hg.task_loss,
                 meta_updated=bool(self.meta_params),
                 loss_scale=self._after_commit(),
+                task_weight=self._task_weight,
             )
             self._watch_divergence(task_loss)
         else:
             out, _, stats = self._forward(x, y)
             learned = self._base_loss_module()(*self._loss_inputs(out, y))
+            if self._task_weight is not None:  # the guard's share of the task loss
+                learned = learned + self._task_weight * self.task.loss(out, y)
             grads = grads_or_zeros(torch.autograd.grad(learned, params, allow_unused=True), params)
             if not _all_finite([learned]):
                 return self._reject(stats, "the learned loss")
@@ -297,7 +303,11 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
                 return self._reject(stats, "the base gradient")
             self._plain_update(params, grads)
             result = StepResult(
-                learned.detach(), None, meta_updated=False, loss_scale=self._after_commit()
+                learned.detach(),
+                None,
+                meta_updated=False,
+                loss_scale=self._after_commit(),
+                task_weight=self._task_weight,
             )
         self.steps += 1
         return result
@@ -411,13 +421,14 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         task: ``Classification(C)``, ``BinaryClassification()`` or ``Regression(n)``.
         loss: the learned loss, any module ``(pred, target) -> scalar`` on the task's
             mapped (B, C) tensors; default ``LossNetwork()`` on the model's device/dtype.
-        recipe: ``"default"`` (task-loss warm start, η = 1e-4, the guard on; chosen on
+        recipe: ``"default"`` (task-loss warm start, η = 1e-3, the guard on; chosen on
             held-out data, see BENCHMARKS.md), ``"paper"`` (Algorithm 1's offline phase,
             η = 1e-5, no guard: the paper's Appendix C) or an ``adaloss.recipes.Recipe``.
         meta_optimizer: default ``torch.optim.Adam(loss.parameters(), lr=meta_lr)``.
         meta_lr: online meta learning rate η; ``None`` takes the recipe's.
-        guard: bound κ on ‖∂M_ϕ/∂f‖ / ‖∂L_T/∂f‖ per step (``adaloss.guard``); ``None``
-            takes the recipe's, ``False`` turns the guard off.
+        guard: bound κ of the trust region ``adaloss.guard.TrustRegionGuard`` (the learned
+            loss's output gradient at most κ× the task loss's, and descending it at least
+            1/κ as fast); ``None`` takes the recipe's, ``False`` turns the guard off.
         hypergrad: ``"forward"`` (exact forward-mode engine, default) or ``"unroll"``
             (the reference: backprop through TorchOpt's differentiable update).
         meta_every: update ϕ on every k-th step only; the others are plain base steps.
@@ -450,7 +461,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             meta_lr=recipe.meta_lr if meta_lr is None else meta_lr,
             guard=recipe.guard if guard is None else (None if guard is False else float(guard)),
         )
-        self.guard = None if self.recipe.guard is None else GradientScaleGuard(self.recipe.guard)
+        self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)
         self.started = False  # whether the recipe's start (warm start / offline phase) ran
         self._scale: torch.Tensor | None = None
         self._guarded = torch.zeros((), dtype=torch.long)
@@ -481,18 +492,20 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
 
     @property
     def guarded_steps(self) -> int:
-        """Committed steps on which the guard scaled the learned loss down."""
+        """Committed steps on which the guard acted (scaled M_ϕ down or mixed in L_T)."""
         return int(self._guarded)
 
     def _prepare_step_loss(self, out: torch.Tensor, y: torch.Tensor) -> None:
-        self._scale = None if self.guard is None else self.guard.scale(self.loss, self.task, out, y)
+        if self.guard is not None:
+            self._scale, self._task_weight = self.guard.weights(self.loss, self.task, out, y)
 
     def _base_loss_module(self) -> nn.Module:
         return self.loss if self._scale is None else ScaledLoss(self.loss, self._scale)
 
     def _after_commit(self) -> torch.Tensor | None:
         if self._scale is not None:
-            self._guarded += (self._scale < 1).to(self._guarded.dtype)  # no device sync
+            acted = (self._scale < 1) | (self._task_weight > 0)
+            self._guarded += acted.to(self._guarded.dtype)  # no device sync
         return self._scale
 
     def step(self, x, y, x_val=None, y_val=None) -> StepResult:

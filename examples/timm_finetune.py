@@ -245,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"base optimizer: create_optimizer_v2({args.opt!r}) -> {type(base).__name__}")
     if args.recipe == "default":
         opt.initialize()  # the warm start: fits ϕ alone, never touches the model
+        print(f"warm start: learned-loss gradient mismatch {opt.warm_start_mismatch:.3f}")
     elif args.init_steps:
         # Before the scheduler: a warmup scheduler lowers the lr the inner steps use.
         # Iterators of their own: initialize() closes a generator it is given when it ends.

@@ -11,7 +11,7 @@ out=${OUT:-results/guard-check}
 common="--methods adalfl --recipe paper --steps 1000 --seeds 1 --threads 1 --quiet --out $out"
 for job in "diabetes 1" "diabetes 2" "crime 0" "california 1"; do
     set -- $job
-    for guard in 0 2; do
+    for guard in ${GUARDS:-0 2}; do
         echo "$adaloss run --task $1 --first-seed $2 --guard $guard $common"
     done
 done | xargs -P "$workers" -I{} sh -c '{}'

@@ -46,7 +46,7 @@ def test_digits_from_random_init(example, capsys):
     assert "no --checkpoint given: training from random initialization" in out
     assert "data scikit-learn digits, 10 classes, 3x32x32: train 1150, validation 288" in out
     assert "base optimizer: create_optimizer_v2('adamw') -> AdamW" in out
-    assert re.search(r"offline initialization: 2 steps, validation task loss \d", out)
+    assert re.search(r"warm start: learned-loss gradient mismatch 0\.\d{3}", out)
     logged = re.findall(r"step +(\d+)/6 .*task loss (\S+) .*accuracy (\S+)", out)
     assert [int(s) for s, _, _ in logged] == [3, 6]
     assert all(np.isfinite(float(loss)) for _, loss, _ in logged)

@@ -13,7 +13,7 @@ import copy
 
 import pytest
 import torch
-from conftest import batches, make_model
+from conftest import batches, make_model, paper_optimizer
 from torch import nn
 
 import adaloss
@@ -62,7 +62,7 @@ def build(name: str, meta_lr: float = 0.0, **kwargs):
     model = make_model("mlp")
     torch.manual_seed(7)
     loss = adaloss.LossNetwork().double()
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(
         model, CONFIGS[name](model.parameters()), adaloss.Classification(3), loss=loss,
         meta_lr=meta_lr, **kwargs,
     )  # fmt: skip
@@ -177,7 +177,7 @@ def test_zero_gradients_keep_the_hypergradient_finite(name, engine, float64):
     with torch.no_grad():
         model[0].weight[:4] = 0
         model[0].bias[:4] = -1.0  # four units never fire
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(
         model, CONFIGS[name](model.parameters()), adaloss.Classification(3), meta_lr=1e-3,
         hypergrad=engine,
     )  # fmt: skip
@@ -222,7 +222,7 @@ def test_unsupported_options_name_what_is_supported():
         torch.optim.Adamax(model.parameters(), lr=torch.tensor(0.1, requires_grad=True)),
     ):
         with pytest.raises(TypeError, match=r"RMSprop \(lr, alpha, eps, weight_decay, momentum"):
-            adaloss.MetaLossOptimizer(model, base, adaloss.Classification(3))
+            paper_optimizer(model, base, adaloss.Classification(3))
 
 
 @pytest.mark.parametrize("inner_steps", [1, 2])

@@ -10,7 +10,7 @@ from conftest import batches, make_model, paper_optimizer
 from torch.nn import functional as F
 
 import adaloss
-from adaloss.guard import GradientScaleGuard
+from adaloss.guard import TrustRegionGuard
 from adaloss.recipes import RECIPES, Recipe, get_recipe
 from adaloss.warmstart import gradient_mismatch, target_range, warm_start
 
@@ -174,15 +174,43 @@ def test_guard_bounds_the_learned_gradient_scale():
         def forward(self, p, t):  # factor × cross-entropy on probabilities
             return -self.factor * (t * p.clamp_min(1e-12).log()).sum(1).mean()
 
-    guard = GradientScaleGuard(2.0)
-    assert float(guard.scale(Scaled(1.0), task, out, y)) == 1.0  # the task loss itself: free
-    assert float(guard.scale(Scaled(1.9), task, out, y)) == 1.0
-    scale = guard.scale(Scaled(50.0), task, out, y)
+    guard = TrustRegionGuard(2.0)
+    for free in (1.0, 1.9, 0.6):  # within [1/κ, κ] of the task loss: left alone
+        scale, weight = guard.weights(Scaled(free), task, out, y)
+        assert float(scale) == 1.0 and float(weight) == 0.0
+    scale, weight = guard.weights(Scaled(50.0), task, out, y)
     torch.testing.assert_close(scale, torch.tensor(2.0 / 50.0))
+    assert float(weight) == 0.0
     learned, reference = _output_gradients(Scaled(50.0), task, out, y)
     torch.testing.assert_close((scale * learned).norm(), 2 * reference.norm())
+    # too weak (0.1× cross-entropy): the task loss makes up the descent to 1/κ of its own
+    scale, weight = guard.weights(Scaled(0.1), task, out, y)
+    assert float(scale) == 1.0
+    torch.testing.assert_close(weight, torch.tensor(0.4))
     with pytest.raises(ValueError, match="bound must be > 0"):
-        GradientScaleGuard(0.0)
+        TrustRegionGuard(0.0)
+
+
+def test_guard_outvotes_a_loss_that_pushes_the_wrong_way():
+    """A learned loss whose output gradient opposes the task loss's (a minimum far from the
+    target, the paper recipe's regression failure) gets enough task loss mixed in that the
+    step still descends the task loss at 1/κ of its own rate."""
+    task = adaloss.Regression(1)
+    out, y = torch.randn(32, 1), torch.randn(32, 1)
+
+    class Wrong(torch.nn.Module):
+        def forward(self, p, t):
+            return -((p - t) ** 2).mean()  # ascends the squared error
+
+    guard = TrustRegionGuard(2.0)
+    scale, weight = guard.weights(Wrong(), task, out, y)
+    assert float(scale) == 1.0
+    torch.testing.assert_close(weight, torch.tensor(1.5))  # −1 + c = 1/2
+    f = out.clone().requires_grad_()
+    combined = scale * Wrong()(f, y) + weight * task.loss(f, y)
+    (h,) = torch.autograd.grad(combined, f)
+    (g,) = torch.autograd.grad(task.loss(f, y), f)
+    torch.testing.assert_close((h * g).sum(), (g * g).sum() / 2)
 
 
 def _steep_loss() -> torch.nn.Module:
@@ -212,16 +240,21 @@ def test_guard_saves_a_run_that_a_steep_loss_breaks(guard, float64):
     end = float(F.cross_entropy(model(x), y))
     if guard:
         assert opt.guarded_steps == 30 and float(result.loss_scale) < 0.01
+        assert float(result.task_weight) == 0.0  # steep, not wrong-way: scaling suffices
         assert end < start
     else:
-        assert result.loss_scale is None and opt.guarded_steps == 0
+        assert result.loss_scale is None and result.task_weight is None
+        assert opt.guarded_steps == 0
         assert not end < 3 * start  # blown up: far worse than where it began
 
 
 def test_guard_leaves_a_well_scaled_loss_alone(float64):
     model = make_model("mlp")
+    loss = adaloss.LossNetwork().double()
+    warm_start(loss, adaloss.Classification(3))  # close to cross-entropy: inside [1/κ, κ]
     opt = paper_optimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
-                          adaloss.Classification(3), loss=adaloss.LossNetwork().double(),
-                          guard=1e6)  # fmt: skip
+                          adaloss.Classification(3), loss=loss, guard=4.0)  # fmt: skip
     (x, y), (xv, yv) = batches((6,), 2)
-    assert float(opt.step(x, y, xv, yv).loss_scale) == 1.0 and opt.guarded_steps == 0
+    result = opt.step(x, y, xv, yv)
+    assert float(result.loss_scale) == 1.0 and float(result.task_weight) == 0.0
+    assert opt.guarded_steps == 0

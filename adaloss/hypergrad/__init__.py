@@ -36,9 +36,14 @@ class MetaStep:
     x_val: torch.Tensor
     y_val: torch.Tensor
     rng: RNGReplay  # RNG state before the training forward
+    task_weight: torch.Tensor | None = None  # the guard's constant weight of L_T in the base loss
 
     def learned_loss(self, out: torch.Tensor) -> torch.Tensor:
-        return self.loss(*self.task.learned_loss_inputs(out, self.y))
+        """The base objective: M_ϕ (as the guard scaled it), plus c·L_T when the guard says."""
+        value = self.loss(*self.task.learned_loss_inputs(out, self.y))
+        if self.task_weight is not None:
+            value = value + self.task_weight * self.task.loss(out, self.y)
+        return value
 
     def validation_loss(self, new_params: Tensors) -> torch.Tensor:
         """L_T on the validation batch at θ_{t+1}; BatchNorm statistics stay as they are.
