@@ -16,7 +16,8 @@ import torch
 from tqdm.auto import tqdm
 
 from adaloss.hypergrad import Tensors, meta_gradient, unroll
-from adaloss.modelcalls import RNGReplay, call, restore_buffers, snapshot_running_stats
+from adaloss.modelcalls import RNGReplay, call
+from adaloss.transaction import Transaction
 
 if TYPE_CHECKING:
     from adaloss.optimizer import OnlineMetaOptimizer
@@ -47,23 +48,25 @@ def run_initialization(
 ) -> list[float]:
     from adaloss.optimizer import _all_finite, cycle
 
-    params = opt.update.params()
-    theta0 = [p.detach().clone() for p in params]
-    stats0 = snapshot_running_stats(opt.model)
+    # θ_0, buffers and the base optimizer's state come back after every outer step and at
+    # the end; on an exception ϕ, the learning rates and the counters come back as well.
+    tx = Transaction(opt)
+    tx.save_rng(RNGReplay(opt.device))
+    tx.save_params()
+    tx.save_buffers()
+    tx.save_base_state(clone=False)  # reset() only removes entries, never writes into them
+    tx.save_meta()
     meta_optimizer = torch.optim.Adam(opt.meta_params, lr=meta_lr)
     train = cycle(train_batches)
     val = cycle(val_batches) if val_batches is not None else None
 
     def reset() -> None:
-        with torch.no_grad():
-            for p, p0 in zip(params, theta0, strict=True):
-                p.copy_(p0)
-        restore_buffers(stats0)
-        opt.base_optimizer.state.clear()
+        tx.restore_model()
+        opt.base_optimizer.state.clear()  # every outer step starts with fresh state
 
     losses: list[float] = []
     skipped = 0
-    try:
+    with tx:
         for _ in tqdm(range(steps), disable=not progress, desc="initialize", leave=False):
             reset()
             batches = [next(train) for _ in range(inner_steps)]
@@ -85,8 +88,7 @@ def run_initialization(
             meta_optimizer.zero_grad(set_to_none=True)
             opt._after_meta_step()
             losses.append(float(task_loss))
-    finally:
-        reset()
+        tx.restore_model()  # θ, buffers and the base optimizer's state as they started
     if skipped:
         warnings.warn(
             f"adaloss: initialize() skipped {skipped} of {steps} outer steps with non-finite "

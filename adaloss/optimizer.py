@@ -19,8 +19,9 @@ from torch import nn
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, grads_or_zeros, unroll
 from adaloss.inner import DifferentiableUpdate
 from adaloss.losses import LossNetwork
-from adaloss.modelcalls import RNGReplay, parameter_names, restore_buffers, snapshot_running_stats
+from adaloss.modelcalls import RNGReplay, parameter_names
 from adaloss.tasks import Task, check_finite
+from adaloss.transaction import Transaction
 
 ENGINES = ("forward", "unroll")
 DIVERGENCE_FACTOR = 100.0  # warn when the meta-objective's average exceeds its best by this
@@ -184,37 +185,37 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
     def _after_meta_step(self) -> None:
         """Hook: runs after ϕ changed (Meta-LR writes the learned rate into param_groups)."""
 
-    def _forward(self, x: torch.Tensor):
-        """Training forward: returns (output, RNG before it, BatchNorm snapshot)."""
+    def _forward(self, x: torch.Tensor, tx: Transaction):
+        """Training forward: returns (output, RNG before it); ``tx`` saves the buffers first."""
         rng = RNGReplay(self.device)
-        stats = snapshot_running_stats(self.model)
+        tx.save_rng(rng)
+        tx.save_buffers()
         out = self.model(x)
-        try:
-            self.task.check_outputs(out, x.shape[0])
-        except ValueError:
-            restore_buffers(stats)
-            raise
-        return out, rng, stats
+        self.task.check_outputs(out, x.shape[0])
+        return out, rng
 
-    def _forward_and_hypergradient(self, x, y, x_val, y_val) -> tuple[Hypergradient, list]:
-        """Training forward + hypergradient; BatchNorm's pre-step statistics for a rollback.
+    def _forward_and_hypergradient(
+        self, x, y, x_val, y_val, tx: Transaction | None = None
+    ) -> tuple[Hypergradient, Transaction]:
+        """Training forward + hypergradient; the transaction holding the pre-step buffers.
 
         If the forward engine meets an operation without a forward-mode rule, the
-        step is redone from the same RNG state and statistics with ``unroll``.
+        step is redone from the same RNG state and statistics with ``unroll``. An
+        exception leaves everything as it was (``tx``'s owner restores; without one,
+        this call does).
         """
-        out, rng, stats = self._forward(x)
+        if tx is None:
+            with Transaction(self) as tx:
+                return self._forward_and_hypergradient(x, y, x_val, y_val, tx)
+        out, rng = self._forward(x, tx)
         try:
-            try:
-                return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), stats
-            except forward.ForwardModeUnsupported as err:
-                self._fall_back_to_unroll(err)
-                restore_buffers(stats)
-                rng.rewind()
-                out, rng, _ = self._forward(x)
-                return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), stats
-        except BaseException:
-            restore_buffers(stats)  # an error mid-step must not leave BatchNorm updated
-            raise
+            return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), tx
+        except forward.ForwardModeUnsupported as err:
+            self._fall_back_to_unroll(err)
+            tx.restore_buffers()
+            rng.rewind()
+            out, rng = self._forward(x, tx)
+            return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), tx
 
     def _watch_divergence(self, task_loss: float) -> None:
         """Warn once when the meta-objective's moving average rises 100-fold above its best.
@@ -238,8 +239,8 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
                 stacklevel=3,
             )
 
-    def _reject(self, stats, what: str) -> StepResult:
-        restore_buffers(stats)
+    def _reject(self, tx: Transaction, what: str) -> StepResult:
+        tx.restore_buffers()  # nothing else was written yet
         self.skipped_steps += 1
         warnings.warn(
             f"adaloss: step rejected, {what} is not finite; parameters, loss and optimizer "
@@ -255,7 +256,13 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
         )
 
     @torch.no_grad()
-    def _commit(self, params: list[nn.Parameter], new_params, new_state, meta_grads) -> None:
+    def _commit(
+        self, params: list[nn.Parameter], new_params, new_state, meta_grads, tx: Transaction
+    ) -> None:
+        tx.save_params()
+        tx.save_base_state(clone=False)  # commit replaces state tensors, never writes into them
+        if meta_grads is not None and self.meta_params:
+            tx.save_meta()
         for p, new in zip(params, new_params, strict=True):
             p.copy_(new)
         self.update.commit(new_state)
@@ -281,9 +288,13 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
         anything changes; a non-finite loss or gradient rejects the whole step.
         """
         x_val, y_val = self._check_batch(x, y, x_val, y_val)
+        with Transaction(self) as tx:  # any exception: everything as it was, RNG included
+            return self._step(x, y, x_val, y_val, tx)
+
+    def _step(self, x, y, x_val, y_val, tx: Transaction) -> StepResult:
         params = self.update.params()
         if self.online and self.steps % self.meta_every == 0:
-            hg, stats = self._forward_and_hypergradient(x, y, x_val, y_val)
+            hg, _ = self._forward_and_hypergradient(x, y, x_val, y_val, tx)
             checks = (
                 ("the learned loss", [hg.learned_loss]),
                 ("the base gradient", hg.base_grads),
@@ -297,19 +308,19 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
             )
             if not finite:
                 what = next(what for what, tensors in checks if not _all_finite(tensors))
-                return self._reject(stats, what)
-            self._commit(params, hg.new_params, hg.new_state, hg.meta_grads)
+                return self._reject(tx, what)
+            self._commit(params, hg.new_params, hg.new_state, hg.meta_grads, tx)
             result = StepResult(hg.learned_loss, hg.task_loss, meta_updated=bool(self.meta_params))
             self._watch_divergence(task_loss)
         else:
-            out, _, stats = self._forward(x)
+            out, _ = self._forward(x, tx)
             learned = self._base_loss_module()(*self._loss_inputs(out, y))
             grads = grads_or_zeros(torch.autograd.grad(learned, params, allow_unused=True), params)
             if not _all_finite([learned]):
-                return self._reject(stats, "the learned loss")
+                return self._reject(tx, "the learned loss")
             if not _all_finite(grads):
-                return self._reject(stats, "the base gradient")
-            self._plain_update(params, grads)
+                return self._reject(tx, "the base gradient")
+            self._plain_update(params, grads, tx)
             result = StepResult(learned.detach(), None, meta_updated=False)
         self.steps += 1
         return result
@@ -317,20 +328,24 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
     def _loss_inputs(self, out, y):
         return self.task.learned_loss_inputs(out, y)
 
-    def _plain_update(self, params, grads) -> None:
+    def _plain_update(self, params, grads, tx: Transaction) -> None:
         """A step of the base optimizer itself (torch's own kernels) with the given gradients."""
+        tx.save_params()  # torch's kernels write θ and the state in place
+        tx.save_base_state(clone=True)
         saved = [p.grad for p in params]
-        for p, g in zip(params, grads, strict=True):
-            p.grad = g
-        self.base_optimizer.step()
-        for p, g in zip(params, saved, strict=True):
-            p.grad = g
+        try:
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g
+            self.base_optimizer.step()
+        finally:
+            for p, g in zip(params, saved, strict=True):
+                p.grad = g
 
     def meta_gradient(self, x, y, x_val=None, y_val=None) -> tuple[torch.Tensor, ...]:
         """dL_T/dϕ for one step from the current state, without changing anything."""
         x_val, y_val = self._check_batch(x, y, x_val, y_val)
-        hg, stats = self._forward_and_hypergradient(x, y, x_val, y_val)
-        restore_buffers(stats)
+        hg, tx = self._forward_and_hypergradient(x, y, x_val, y_val)
+        tx.restore_buffers()
         return hg.meta_grads
 
     # -- offline initialization ----------------------------------------------------------
