@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from adaloss.hypergrad import Tensors, meta_gradient, unroll
-from adaloss.modelcalls import RNGReplay, call
+from adaloss.modelcalls import RNGReplay, call, is_compiled
 from adaloss.transaction import Transaction
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 def _unrolled(opt: OnlineMetaOptimizer, batches, x_val, y_val) -> tuple[Tensors, torch.Tensor]:
     """Hypergradient through several differentiable base steps from the current θ."""
+    if is_compiled(opt.model):
+        raise ValueError(f"initialize(inner_steps > 1) unrolls base steps: {unroll.COMPILED_MODEL}")
     x, y = batches[0]
     step = opt._meta_step(x, y, x_val, y_val, RNGReplay(opt.device))
     params, previous = tuple(step.params), None
