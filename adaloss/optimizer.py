@@ -188,12 +188,12 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
                 raise ValueError(
                     f"{xname} must have a non-empty batch dimension; got {tuple(xs.shape)}"
                 )
+            self._check_placement(xname, xs, yname, ys)
             check_finite(xname, xs)
             try:
                 self.task.check_targets(ys, xs.shape[0])
             except ValueError as err:
                 raise ValueError(f"{yname}: {err}") from None
-            self._check_placement(xname, xs, yname, ys)
         return (x, y) if x_val is None else (x_val, y_val)
 
     def _check_placement(self, xname: str, xs: torch.Tensor, yname: str, ys: torch.Tensor):
@@ -203,7 +203,7 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
         dtypes = {p.dtype for p in params}
         model_devices = " / ".join(sorted(str(d) for d in devices))
         for name, t in ((xname, xs), (yname, ys)):
-            if t.device not in devices:
+            if isinstance(t, torch.Tensor) and t.device not in devices:
                 raise ValueError(
                     f"{name} is on {t.device} but the model's parameters are on {model_devices}; "
                     f"move the batch with {name}.to({str(next(iter(devices)))!r})"

@@ -414,3 +414,50 @@ def test_an_error_inside_the_step_leaves_batchnorm_untouched(engine):
         torch.equal(a, b) for a, b in zip(before["buffers"], opt.model.buffers(), strict=True)
     )
     assert before["steps"] == opt.steps
+
+
+# -- torch.optim's optimizer API on the wrapper ------------------------------------------
+def test_torch_optimizer_hooks_run_on_the_wrapper():
+    opt, x, y = _bn_optimizer()
+    calls = []
+    handles = [
+        opt.register_step_pre_hook(lambda o, args, kwargs: calls.append(("pre", o, len(args)))),
+        opt.register_step_post_hook(lambda o, args, kwargs: calls.append(("post", o.steps))),
+        opt.register_state_dict_pre_hook(lambda o: calls.append("sd-pre")),
+        opt.register_state_dict_post_hook(lambda o, sd: {**sd, "extra": 1}),
+        opt.register_load_state_dict_pre_hook(lambda o, sd: calls.append("load-pre")),
+        opt.register_load_state_dict_post_hook(lambda o: calls.append("load-post")),
+    ]
+    steps = opt.steps
+    opt.step(x, y)
+    assert calls == [("pre", opt, 3), ("post", steps + 1)]  # args: (opt, x, y); post sees the step
+    saved = opt.state_dict()
+    assert saved["extra"] == 1 and calls[-1] == "sd-pre"
+    opt.load_state_dict(saved)
+    assert calls[-2:] == ["load-pre", "load-post"]
+    for handle in handles:
+        handle.remove()
+    opt.step(x, y)
+    assert len(calls) == 5  # removed hooks stay quiet
+
+
+def test_a_step_pre_hook_can_replace_the_batch():
+    opt, x, y = _bn_optimizer()
+    opt.register_step_pre_hook(lambda o, args, kwargs: ((args[0], args[1], y), kwargs))
+    assert not opt.step(x, "not the targets").skipped  # the hook's y reached the step
+
+
+def test_the_wrapper_deep_copies_and_adds_param_groups():
+    model = mlp()
+    head = nn.Linear(3, 3)
+    base = torch.optim.SGD(model.parameters(), lr=0.1)
+    opt = adaloss.MetaLossOptimizer(model, base, adaloss.Classification(3))
+    twin = copy.deepcopy(opt)
+    assert twin.steps == opt.steps and twin.model is not opt.model
+    assert twin._optimizer_step_pre_hooks is not opt._optimizer_step_pre_hooks
+    with pytest.raises(ValueError, match="not parameters of the model"):
+        opt.add_param_group({"params": head.parameters()})
+    assert len(opt.param_groups) == 1  # the refused group was taken out again
+    model.add_module("head", head)
+    opt.add_param_group({"params": head.parameters(), "lr": 0.01})
+    assert opt.param_groups[1]["lr"] == 0.01
