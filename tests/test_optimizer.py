@@ -32,14 +32,24 @@ def snapshot(opt: adaloss.MetaLossOptimizer) -> dict:
     }
 
 
+def assert_exactly_equal(a, b, where: str = "") -> None:
+    """Tensors by torch.equal (every bit, not a 4-digit repr), containers recursively."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for k in a:
+            assert_exactly_equal(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_exactly_equal(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
 def assert_unchanged(before: dict, opt: adaloss.MetaLossOptimizer) -> None:
-    after = snapshot(opt)
-    assert torch.equal(before["theta"], after["theta"])
-    assert all(torch.equal(a, b) for a, b in zip(before["buffers"], after["buffers"], strict=True))
-    assert torch.equal(before["phi"], after["phi"])
-    assert str(before["base"]) == str(after["base"])
-    assert str(before["meta"]) == str(after["meta"])
-    assert before["steps"] == after["steps"]
+    assert_exactly_equal(before, snapshot(opt))
 
 
 # -- drop-in invariant -------------------------------------------------------------------
@@ -297,6 +307,22 @@ def test_validation_pair_must_be_complete():
         opt.step(x, y, x, None)
 
 
+class NaNGradient(torch.autograd.Function):
+    """Identity whose gradient is NaN (differentiable, so unroll's double backward works)."""
+
+    @staticmethod
+    def forward(x):
+        return x.clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan")
+
+
 class BrokenLoss(nn.Module):
     """Finite on ordinary inputs; ``mode`` selects which quantity becomes non-finite."""
 
@@ -310,33 +336,50 @@ class BrokenLoss(nn.Module):
         loss = self.inner(pred, target)
         if self.mode == "loss":
             return loss + torch.log(self.scale)  # -inf
-        if self.mode == "base_grad":
-            return loss + (pred * float("inf")).sum() * 0  # NaN gradient w.r.t. pred
+        if self.mode == "base_grad":  # a finite loss whose gradient w.r.t. pred is NaN
+            return self.inner(NaNGradient.apply(pred), target)
+        if self.mode == "new_params":  # finite loss and gradient; the step overflows θ
+            return loss
         # meta_grad: ∂/∂s of ∂M/∂pred = ∂/∂s sqrt(s - s) is infinite; loss and g are not
         return loss + (pred * torch.sqrt(self.scale - self.scale.detach())).sum()
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("mode", ["loss", "base_grad", "meta_grad"])
-def test_non_finite_step_is_rejected_whole(mode, engine):
+@pytest.mark.parametrize(
+    "mode, culprit",
+    [
+        ("loss", "the learned loss"),
+        ("base_grad", "the base gradient"),
+        ("new_params", "the updated parameters"),
+        ("meta_grad", "the meta-gradient"),
+    ],
+)
+def test_non_finite_step_is_rejected_whole(mode, culprit, engine):
+    """Each fault is injected where its own branch catches it: the warning names it."""
     opt, x, y = _bn_optimizer(engine)
     opt.loss = BrokenLoss(mode)
     opt.meta_params = list(opt.loss.parameters())
     opt.meta_optimizer = torch.optim.Adam(opt.meta_params, lr=1e-3)
+    if mode == "new_params":
+        for group in opt.param_groups:
+            group["lr"] = float("inf")  # θ - lr·g is not finite while g is
     before = snapshot(opt)
-    with pytest.warns(RuntimeWarning, match="step rejected"):
+    with pytest.warns(RuntimeWarning, match=f"step rejected, {culprit} is not finite"):
         result = opt.step(x, y)
     assert result.skipped and not result.meta_updated
     assert opt.skipped_steps == 1
     assert_unchanged(before, opt)
 
 
-def test_non_finite_plain_step_is_rejected_too():
+@pytest.mark.parametrize(
+    "mode, culprit", [("loss", "the learned loss"), ("base_grad", "the base gradient")]
+)
+def test_non_finite_plain_step_is_rejected_too(mode, culprit):
     opt, x, y = _bn_optimizer()
     opt.meta_every = 2  # step 1 is a plain base step
-    opt.loss = BrokenLoss("loss")
+    opt.loss = BrokenLoss(mode)
     before = snapshot(opt)
-    with pytest.warns(RuntimeWarning, match="learned loss is not finite"):
+    with pytest.warns(RuntimeWarning, match=f"step rejected, {culprit} is not finite"):
         assert opt.step(x, y).skipped
     assert_unchanged(before, opt)
 
