@@ -295,3 +295,39 @@ def test_engines_agree_on_every_task(task, outputs, make_targets, float64):
         grads[engine] = flat(opt.meta_gradient(x, y, xv, yv))
     assert grads["unroll"].norm() > 0
     assert relative(grads["forward"], grads["unroll"]) < 1e-8
+
+
+def test_fall_back_replays_dropout_and_leaves_batchnorm_updated_once(float64):
+    """The redo after a missing forward rule rewinds the RNG and BatchNorm's statistics.
+
+    Against a twin that runs ``unroll`` from the start: same dropout masks (same θ), same
+    running statistics (updated once, not twice), same RNG state after the step.
+    """
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Dropout(0.3), nn.Linear(8, 3),
+        Doubler(NoJvp),
+    )  # fmt: skip
+    reference = copy.deepcopy(model)
+    torch.manual_seed(1)
+    loss = adaloss.LossNetwork()
+    opts = [
+        adaloss.MetaLossOptimizer(
+            m, torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9), adaloss.Classification(3),
+            loss=copy.deepcopy(loss), hypergrad=engine, meta_lr=1e-3,
+        )
+        for m, engine in ((model, "forward"), (reference, "unroll"))
+    ]  # fmt: skip
+    x, y = batches((6,), 1)[0]
+    rng = []
+    with pytest.warns(RuntimeWarning, match="forward-mode"):
+        for opt in opts:
+            torch.manual_seed(5)
+            opt.step(x, y)
+            rng.append(torch.get_rng_state())
+    assert opts[0].hypergrad == "unroll"
+    assert torch.equal(rng[0], rng[1])
+    for (name, a), b in zip(model.named_buffers(), reference.buffers(), strict=True):
+        assert torch.equal(a, b), name
+    assert relative(flat(model.parameters()), flat(reference.parameters())) < 1e-12
+    assert relative(flat(opts[0].loss.parameters()), flat(opts[1].loss.parameters())) < 1e-12

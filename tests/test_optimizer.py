@@ -504,3 +504,28 @@ def test_the_wrapper_deep_copies_and_adds_param_groups():
     model.add_module("head", head)
     opt.add_param_group({"params": head.parameters(), "lr": 0.01})
     assert opt.param_groups[1]["lr"] == 0.01
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("opt_name", ["momentum", "adam"])
+def test_meta_every_mixes_torch_and_torchopt_steps_on_torchs_trajectory(opt_name, engine, float64):
+    """Plain steps run torch's kernels, meta steps TorchOpt's update on the state torch wrote."""
+    plain, wrapped = make_model("mlp"), make_model("mlp")
+    plain_opt = OPTIMIZERS[opt_name](plain.parameters())
+    opt = adaloss.MetaLossOptimizer(
+        wrapped, OPTIMIZERS[opt_name](wrapped.parameters()), adaloss.Classification(3),
+        loss=CrossEntropyOnProbabilities(), hypergrad=engine, meta_every=3,
+    )  # fmt: skip
+    flags = []
+    for x, y in batches((6,), 10):
+        plain_opt.zero_grad()
+        nn.functional.cross_entropy(plain(x), y).backward()
+        plain_opt.step()
+        flags.append(opt.step(x, y).task_loss is not None)  # the meta path measures L_T
+    assert flags == [t % 3 == 0 for t in range(10)]
+    tol = 1e-5 if opt_name == "adam" else 1e-10
+    for a, b in zip(plain.parameters(), wrapped.parameters(), strict=True):
+        assert torch.allclose(b, a, rtol=tol, atol=tol * float(a.abs().max()))
+    for p_plain, p_wrapped in zip(plain.parameters(), wrapped.parameters(), strict=True):
+        for key, value in plain_opt.state[p_plain].items():
+            assert torch.allclose(opt.state[p_wrapped][key].double(), value.double(), rtol=tol)
