@@ -456,3 +456,40 @@ def test_a_compiled_model_under_unroll_is_refused_with_a_clear_message():
             net, torch.optim.SGD(net.parameters(), lr=0.1), adaloss.Classification(3),
             hypergrad="unroll",
         )  # fmt: skip
+
+
+class NoJvp(torch.autograd.Function):
+    """Identity with a backward but no forward-mode rule: the forward engine falls back."""
+
+    @staticmethod
+    def forward(x):
+        return x.clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class NoJvpLayer(nn.Module):
+    def forward(self, x):
+        return NoJvp.apply(x)
+
+
+def test_a_fault_after_the_fall_back_restores_the_engine_too():
+    """The switch to unroll is part of the step: a step that fails keeps 'forward'."""
+    opt = build("forward")
+    opt.model.append(NoJvpLayer())
+    before = snapshot(opt)
+    fault_of(opt).arm(at=5)  # 1-3: forward engine (the JVP fails); 4-5: the redo with unroll
+    with pytest.warns(RuntimeWarning, match="forward-mode"), pytest.raises(Injected):
+        opt.step(*data(5))
+    disarm(opt)
+    assert opt.hypergrad == "forward"
+    assert_identical(before, snapshot(opt))
+    with pytest.warns(RuntimeWarning, match="forward-mode"):
+        opt.step(*data(5))
+    assert opt.hypergrad == "unroll"
