@@ -29,16 +29,49 @@ def _unsupported(message: str) -> TypeError:
     return TypeError(f"{message}; adaloss supports {SUPPORTED}")
 
 
+HYPERPARAMETERS = {
+    cls: tuple(o.strip() for o in options.split(",") if o.strip() != "decoupled_weight_decay")
+    for cls, (_, options) in rules.RULES.items()
+}
+"""The options each supported optimizer's update reads from a param group (checkpoints from
+before torch added ``decoupled_weight_decay`` lack it; it is compared where both have it)."""
+
+STATE_KEYS = {
+    torch.optim.SGD: ("momentum_buffer",),
+    torch.optim.Adam: ("step", "exp_avg", "exp_avg_sq"),
+    torch.optim.AdamW: ("step", "exp_avg", "exp_avg_sq"),
+    torch.optim.RMSprop: ("step", "square_avg", "momentum_buffer", "grad_avg"),
+    torch.optim.Adagrad: ("step", "sum"),
+    torch.optim.Adadelta: ("step", "square_avg", "acc_delta"),
+    torch.optim.Adamax: ("step", "exp_avg", "exp_inf"),
+    torch.optim.RAdam: ("step", "exp_avg", "exp_avg_sq"),
+    torch.optim.NAdam: ("step", "exp_avg", "exp_avg_sq", "mu_product"),
+}
+"""The per-parameter state each supported optimizer keeps (torch's names)."""
+
+
 def check_optimizer(optimizer: torch.optim.Optimizer) -> None:
     """Raise TypeError unless ``optimizer`` and all its options can be made differentiable."""
     if type(optimizer) not in rules.RULES:
         raise _unsupported(f"unsupported base optimizer {type(optimizer).__name__}")
     for i, group in enumerate(optimizer.param_groups):
-        for flag in rules.REJECTED_FLAGS:
-            if group.get(flag, False):
-                raise _unsupported(f"param_groups[{i}] sets {flag}=True")
-        if isinstance(group["lr"], torch.Tensor) and group["lr"].requires_grad:
-            raise _unsupported(f"param_groups[{i}] has a differentiable tensor lr")
+        check_group(f"param_groups[{i}]", group)
+
+
+def check_group(where: str, group: dict) -> None:
+    """Raise TypeError for an option of one param group that adaloss cannot honour."""
+    for flag in (*rules.REJECTED_FLAGS, "differentiable"):
+        if group.get(flag, False):
+            raise _unsupported(f"{where} sets {flag}=True")
+    if isinstance(group["lr"], torch.Tensor) and group["lr"].requires_grad:
+        raise _unsupported(f"{where} has a differentiable tensor lr")
+    if group.get("capturable", False):
+        on_cpu = [p for p in group["params"] if p.device.type == "cpu"]
+        if on_cpu:
+            raise _unsupported(
+                f"{where} sets capturable=True but holds parameters on the CPU "
+                "(capturable is for CUDA graphs: build the optimizer with capturable=False)"
+            )
 
 
 NewState = list[tuple[list[nn.Parameter], list[State]]]

@@ -34,6 +34,14 @@ def call(model: nn.Module, names: Sequence[str], params: Sequence[torch.Tensor],
     return functional_call(model, dict(zip(names, params, strict=True)), (x,))
 
 
+def is_compiled(model: nn.Module) -> bool:
+    """Whether ``model`` or a submodule runs through ``torch.compile``."""
+    return any(
+        type(m).__name__ == "OptimizedModule" or getattr(m, "_compiled_call_impl", None)
+        for m in model.modules()
+    )
+
+
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 

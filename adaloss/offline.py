@@ -19,8 +19,9 @@ from tqdm.auto import tqdm
 
 from adaloss.batches import all_finite, cycle
 from adaloss.hypergrad import Hypergradient, MetaStep, Tensors, meta_gradient, unroll
-from adaloss.modelcalls import RNGReplay, call, restore_buffers, snapshot_running_stats
+from adaloss.modelcalls import RNGReplay, call, is_compiled
 from adaloss.tasks import Task
+from adaloss.transaction import Transaction
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,13 @@ class Learner:
     # (x, y, x_val, y_val) -> (hypergradient, BatchNorm snapshot): training forward + engine
     hypergradient: Callable[..., tuple[Hypergradient, list]]
     after_meta_step: Callable[[], None]  # runs after ϕ changed
+    transaction: Callable[[], Transaction]  # saves/restores what the phase may change
 
 
 def _unrolled(learner: Learner, batches, x_val, y_val) -> tuple[Tensors, torch.Tensor]:
     """Hypergradient through several differentiable base steps from the current θ."""
+    if is_compiled(learner.model):
+        raise ValueError(f"initialize(inner_steps > 1) unrolls base steps: {unroll.COMPILED_MODEL}")
     x, y = batches[0]
     step = learner.meta_step(x, y, x_val, y_val, RNGReplay(learner.device))
     params, previous = tuple(step.params), None
@@ -74,25 +78,26 @@ def run_initialization(
         raise ValueError("initialize() needs meta-parameters to learn; this one has none")
     if steps < 0 or inner_steps < 1:
         raise ValueError(f"need steps >= 0 and inner_steps >= 1; got {steps}, {inner_steps}")
-    params = learner.params
-    theta0 = [p.detach().clone() for p in params]
-    stats0 = snapshot_running_stats(learner.model)
-    # Nothing below writes to these tensors: the outer iterations never commit a step.
-    state0 = {p: dict(s) for p, s in learner.base_state.items()}
+    # θ_0, buffers and the base optimizer's state come back after every outer step and at
+    # the end (torch's Adagrad creates its state when constructed: its own step() needs
+    # it back); on an exception ϕ, the learning rates and the counters come back as well.
+    tx = learner.transaction()
+    tx.save_rng(RNGReplay(learner.device))
+    tx.save_params()
+    tx.save_buffers()
+    tx.save_base_state(clone=False)  # reset() only removes entries, never writes into them
+    tx.save_meta()
     meta_optimizer = torch.optim.Adam(learner.meta_params, lr=meta_lr)
     train = cycle(train_batches)
     val = cycle(val_batches) if val_batches is not None else None
 
     def reset() -> None:
-        with torch.no_grad():
-            for p, p0 in zip(params, theta0, strict=True):
-                p.copy_(p0)
-        restore_buffers(stats0)
-        learner.base_state.clear()
+        tx.restore_model()
+        learner.base_state.clear()  # every outer step starts with fresh state
 
     losses: list[float] = []
     skipped = 0
-    try:
+    with tx:
         for _ in tqdm(range(steps), disable=not progress, desc="initialize", leave=False):
             reset()
             batches = [next(train) for _ in range(inner_steps)]
@@ -114,11 +119,7 @@ def run_initialization(
             meta_optimizer.zero_grad(set_to_none=True)
             learner.after_meta_step()
             losses.append(float(task_loss))
-    finally:
-        reset()
-        # The optimizer's state as it was: torch's Adagrad creates its state when it is
-        # constructed, and its own step() (a non-meta step) fails without it.
-        learner.base_state.update(state0)
+        tx.restore_model()  # θ, buffers and the base optimizer's state as they started
     if skipped:
         warnings.warn(
             f"adaloss: initialize() skipped {skipped} of {steps} outer steps with non-finite "

@@ -9,6 +9,7 @@ offline ML3 phase that gives ϕ a sensible start (Algorithm 1).
 from __future__ import annotations
 
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -20,12 +21,13 @@ from adaloss.batches import all_finite as _all_finite
 from adaloss.batches import all_finite_and_value as _all_finite_and_value
 from adaloss.guard import ScaledLoss, TrustRegionGuard
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, grads_or_zeros, unroll
-from adaloss.inner import DifferentiableUpdate
+from adaloss.inner import HYPERPARAMETERS, STATE_KEYS, DifferentiableUpdate, check_group
 from adaloss.losses import LossNetwork
-from adaloss.modelcalls import RNGReplay, parameter_names, restore_buffers, snapshot_running_stats
+from adaloss.modelcalls import RNGReplay, is_compiled, parameter_names
 from adaloss.offline import Learner, run_initialization
 from adaloss.recipes import Recipe, get_recipe
 from adaloss.tasks import Regression, Task, check_finite
+from adaloss.transaction import Transaction
 from adaloss.warmstart import DEFAULT_RANGE, target_range, warm_start
 
 ENGINES = ("forward", "unroll")
@@ -51,7 +53,9 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
     do): it is a ``torch.optim.Optimizer`` whose ``param_groups``, ``defaults`` and
     ``state`` are the base optimizer's and whose ``zero_grad`` is forwarded, so
     learning-rate schedulers and checkpoint code work with either object. It does
-    not call ``Optimizer.__init__``: it owns no parameter groups of its own.
+    not call ``Optimizer.__init__`` (it owns no parameter groups of its own) but sets
+    up what torch.optim's public API needs, so step / state_dict / load_state_dict
+    hooks registered on the wrapper run around its own ``step`` and checkpoints.
     """
 
     def __init__(
@@ -77,6 +81,11 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
         self.base_optimizer = base_optimizer
         self.update = DifferentiableUpdate(base_optimizer)
         parameter_names(model, self.update.params())  # fails early for foreign tensors
+        if not self.update.params():
+            raise ValueError(
+                "the base optimizer holds no trainable parameters (none with requires_grad=True): "
+                "there is nothing to train"
+            )
         self.task = task
         self.meta_params = meta_params
         if meta_optimizer is None and meta_params:
@@ -90,8 +99,40 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
         self._best_task_loss = float("inf")
         self._task_loss_ema: float | None = None
         self._divergence_warned = False
+        self._init_optimizer_api()
 
     # -- optimizer look-alike -------------------------------------------------------------
+    def _init_optimizer_api(self) -> None:
+        """What ``Optimizer.__init__`` sets up for hooks and profiling, without param groups."""
+        for hooks in (
+            "_optimizer_step_pre_hooks",
+            "_optimizer_step_post_hooks",
+            "_optimizer_state_dict_pre_hooks",
+            "_optimizer_state_dict_post_hooks",
+            "_optimizer_load_state_dict_pre_hooks",
+            "_optimizer_load_state_dict_post_hooks",
+        ):
+            if hooks not in self.__dict__:
+                setattr(self, hooks, OrderedDict())
+        self._patch_step_function()  # step pre/post hooks (torch's profile_hook_step)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__.copy()  # torch's keeps only defaults/state/param_groups
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_optimizer_api()
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group to the base optimizer; removed again if adaloss cannot train it."""
+        self.base_optimizer.add_param_group(param_group)
+        try:
+            check_group(f"param_groups[{len(self.param_groups) - 1}]", self.param_groups[-1])
+            parameter_names(self.model, self.update.params())
+        except BaseException:
+            self.base_optimizer.param_groups.pop()
+            raise
+
     @property
     def param_groups(self) -> list[dict[str, Any]]:
         return self.base_optimizer.param_groups
@@ -126,12 +167,32 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
                 raise ValueError(
                     f"{xname} must have a non-empty batch dimension; got {tuple(xs.shape)}"
                 )
+            self._check_placement(xname, xs, yname, ys)
             check_finite(xname, xs)
             try:
                 self.task.check_targets(ys, xs.shape[0])
             except ValueError as err:
                 raise ValueError(f"{yname}: {err}") from None
         return (x, y) if x_val is None else (x_val, y_val)
+
+    def _check_placement(self, xname: str, xs: torch.Tensor, yname: str, ys: torch.Tensor):
+        """A batch on another device, or a float batch of another dtype, than the model's."""
+        params = self.update.params()
+        devices = {p.device for p in params}
+        dtypes = {p.dtype for p in params}
+        model_devices = " / ".join(sorted(str(d) for d in devices))
+        for name, t in ((xname, xs), (yname, ys)):
+            if isinstance(t, torch.Tensor) and t.device not in devices:
+                raise ValueError(
+                    f"{name} is on {t.device} but the model's parameters are on {model_devices}; "
+                    f"move the batch with {name}.to({str(next(iter(devices)))!r})"
+                )
+        if xs.is_floating_point() and xs.dtype not in dtypes:
+            model_dtypes = " / ".join(sorted(str(d) for d in dtypes))
+            raise ValueError(
+                f"{xname} has dtype {xs.dtype} but the model's parameters are {model_dtypes}; "
+                f"convert the batch with {xname}.to({model_dtypes.split(' / ')[0]}) or the model"
+            )
 
     # -- the step -------------------------------------------------------------------------
     def _meta_step(self, x, y, x_val, y_val, rng: RNGReplay) -> MetaStep:
@@ -167,38 +228,38 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
     def _prepare_step_loss(self, out: torch.Tensor, y: torch.Tensor) -> None:
         """Hook: runs after the training forward (the learned loss's guard reads the outputs)."""
 
-    def _forward(self, x: torch.Tensor, y: torch.Tensor):
-        """Training forward: returns (output, RNG before it, BatchNorm snapshot)."""
+    def _forward(self, x: torch.Tensor, y: torch.Tensor, tx: Transaction):
+        """Training forward: returns (output, RNG before it); ``tx`` saves the buffers first."""
         rng = RNGReplay(self.device)
-        stats = snapshot_running_stats(self.model)
+        tx.save_rng(rng)
+        tx.save_buffers()
         out = self.model(x)
-        try:
-            self.task.check_outputs(out, x.shape[0])
-            self._prepare_step_loss(out, y)
-        except BaseException:
-            restore_buffers(stats)
-            raise
-        return out, rng, stats
+        self.task.check_outputs(out, x.shape[0])
+        self._prepare_step_loss(out, y)
+        return out, rng
 
-    def _forward_and_hypergradient(self, x, y, x_val, y_val) -> tuple[Hypergradient, list]:
-        """Training forward + hypergradient; BatchNorm's pre-step statistics for a rollback.
+    def _forward_and_hypergradient(
+        self, x, y, x_val, y_val, tx: Transaction | None = None
+    ) -> tuple[Hypergradient, Transaction]:
+        """Training forward + hypergradient; the transaction holding the pre-step buffers.
 
         If the forward engine meets an operation without a forward-mode rule, the
-        step is redone from the same RNG state and statistics with ``unroll``.
+        step is redone from the same RNG state and statistics with ``unroll``. An
+        exception leaves everything as it was (``tx``'s owner restores; without one,
+        this call does).
         """
-        out, rng, stats = self._forward(x, y)
+        if tx is None:
+            with Transaction(self) as tx:
+                return self._forward_and_hypergradient(x, y, x_val, y_val, tx)
+        out, rng = self._forward(x, y, tx)
         try:
-            try:
-                return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), stats
-            except forward.ForwardModeUnsupported as err:
-                self._fall_back_to_unroll(err)
-                restore_buffers(stats)
-                rng.rewind()
-                out, rng, _ = self._forward(x, y)
-                return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), stats
-        except BaseException:
-            restore_buffers(stats)  # an error mid-step must not leave BatchNorm updated
-            raise
+            return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), tx
+        except forward.ForwardModeUnsupported as err:
+            self._fall_back_to_unroll(err)
+            tx.restore_buffers()
+            rng.rewind()
+            out, rng = self._forward(x, y, tx)
+            return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), tx
 
     def _watch_divergence(self, task_loss: float) -> None:
         """Warn once when the meta-objective's moving average rises 100-fold above its best.
@@ -222,8 +283,8 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
                 stacklevel=3,
             )
 
-    def _reject(self, stats, what: str) -> StepResult:
-        restore_buffers(stats)
+    def _reject(self, tx: Transaction, what: str) -> StepResult:
+        tx.restore_buffers()  # nothing else was written yet
         self.skipped_steps += 1
         warnings.warn(
             f"adaloss: step rejected, {what} is not finite; parameters, loss and optimizer "
@@ -239,7 +300,13 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
         )
 
     @torch.no_grad()
-    def _commit(self, params: list[nn.Parameter], new_params, new_state, meta_grads) -> None:
+    def _commit(
+        self, params: list[nn.Parameter], new_params, new_state, meta_grads, tx: Transaction
+    ) -> None:
+        tx.save_params()
+        tx.save_base_state(clone=False)  # commit replaces state tensors, never writes into them
+        if meta_grads is not None and self.meta_params:
+            tx.save_meta()
         for p, new in zip(params, new_params, strict=True):
             p.copy_(new)
         self.update.commit(new_state)
@@ -265,9 +332,13 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
         anything changes; a non-finite loss or gradient rejects the whole step.
         """
         x_val, y_val = self._check_batch(x, y, x_val, y_val)
+        with Transaction(self) as tx:  # any exception: everything as it was, RNG included
+            return self._step(x, y, x_val, y_val, tx)
+
+    def _step(self, x, y, x_val, y_val, tx: Transaction) -> StepResult:
         params = self.update.params()
         if self.online and self.steps % self.meta_every == 0:
-            hg, stats = self._forward_and_hypergradient(x, y, x_val, y_val)
+            hg, _ = self._forward_and_hypergradient(x, y, x_val, y_val, tx)
             checks = (
                 ("the learned loss", [hg.learned_loss]),
                 ("the base gradient", hg.base_grads),
@@ -281,8 +352,8 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
             )
             if not finite:
                 what = next(what for what, tensors in checks if not _all_finite(tensors))
-                return self._reject(stats, what)
-            self._commit(params, hg.new_params, hg.new_state, hg.meta_grads)
+                return self._reject(tx, what)
+            self._commit(params, hg.new_params, hg.new_state, hg.meta_grads, tx)
             result = StepResult(
                 hg.learned_loss,
                 hg.task_loss,
@@ -292,16 +363,16 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
             )
             self._watch_divergence(task_loss)
         else:
-            out, _, stats = self._forward(x, y)
+            out, _ = self._forward(x, y, tx)
             learned = self._base_loss_module()(*self._loss_inputs(out, y))
             if self._task_weight is not None:  # the guard's share of the task loss
                 learned = learned + self._task_weight * self.task.loss(out, y)
             grads = grads_or_zeros(torch.autograd.grad(learned, params, allow_unused=True), params)
             if not _all_finite([learned]):
-                return self._reject(stats, "the learned loss")
+                return self._reject(tx, "the learned loss")
             if not _all_finite(grads):
-                return self._reject(stats, "the base gradient")
-            self._plain_update(params, grads)
+                return self._reject(tx, "the base gradient")
+            self._plain_update(params, grads, tx)
             result = StepResult(
                 learned.detach(),
                 None,
@@ -319,20 +390,24 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
     def _loss_inputs(self, out, y):
         return self.task.learned_loss_inputs(out, y)
 
-    def _plain_update(self, params, grads) -> None:
+    def _plain_update(self, params, grads, tx: Transaction) -> None:
         """A step of the base optimizer itself (torch's own kernels) with the given gradients."""
+        tx.save_params()  # torch's kernels write θ and the state in place
+        tx.save_base_state(clone=True)
         saved = [p.grad for p in params]
-        for p, g in zip(params, grads, strict=True):
-            p.grad = g
-        self.base_optimizer.step()
-        for p, g in zip(params, saved, strict=True):
-            p.grad = g
+        try:
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g
+            self.base_optimizer.step()
+        finally:
+            for p, g in zip(params, saved, strict=True):
+                p.grad = g
 
     def meta_gradient(self, x, y, x_val=None, y_val=None) -> tuple[torch.Tensor, ...]:
         """dL_T/dϕ for one step from the current state, without changing anything."""
         x_val, y_val = self._check_batch(x, y, x_val, y_val)
-        hg, stats = self._forward_and_hypergradient(x, y, x_val, y_val)
-        restore_buffers(stats)
+        hg, tx = self._forward_and_hypergradient(x, y, x_val, y_val)
+        tx.restore_buffers()
         return hg.meta_grads
 
     # -- offline initialization ----------------------------------------------------------
@@ -371,11 +446,14 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
             meta_step=self._meta_step,
             hypergradient=self._forward_and_hypergradient,
             after_meta_step=self._after_meta_step,
+            transaction=lambda: Transaction(self),
         )
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {
+        for hook in self._optimizer_state_dict_pre_hooks.values():
+            hook(self)
+        state_dict = {
             "base_optimizer": self.base_optimizer.state_dict(),
             "meta_params": [p.detach().clone() for p in self.meta_params],
             "meta_optimizer": self.meta_optimizer.state_dict() if self.meta_optimizer else None,
@@ -383,6 +461,9 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
             "skipped_steps": self.skipped_steps,
             **self._extra_state(),
         }
+        for hook in self._optimizer_state_dict_post_hooks.values():
+            state_dict = hook(self, state_dict) or state_dict
+        return state_dict
 
     def _extra_state(self) -> dict[str, Any]:
         return {}
@@ -391,23 +472,142 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
         """Hook: the subclass's own entries of a checkpoint."""
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a checkpoint whole or not at all: everything is checked before anything changes.
+
+        A mismatch (another model's shapes, another optimizer type, a missing entry)
+        raises ``ValueError`` naming the first one found.
+        """
+        state_dict = dict(state_dict)
+        for hook in self._optimizer_load_state_dict_pre_hooks.values():
+            state_dict = hook(self, state_dict) or state_dict
+        self._check_state_dict(state_dict)
+        base, meta = self.base_optimizer, self.meta_optimizer
+        # torch's load_state_dict replaces its state and param_groups objects: keep the old ones.
+        saved_base = (base.state, base.param_groups)
+        saved_meta = (meta.state, meta.param_groups) if meta is not None else None
+        with Transaction(self) as tx:
+            tx.save_meta()
+            try:
+                base.load_state_dict(state_dict["base_optimizer"])
+                with torch.no_grad():
+                    for p, s in zip(self.meta_params, state_dict["meta_params"], strict=True):
+                        p.copy_(s)
+                if meta is not None:
+                    meta.load_state_dict(state_dict["meta_optimizer"])
+                self.steps = state_dict["steps"]
+                self.skipped_steps = state_dict["skipped_steps"]
+                self._load_extra_state(state_dict)
+                self._after_meta_step()
+            except BaseException:
+                base.state, base.param_groups = saved_base
+                if meta is not None:
+                    meta.state, meta.param_groups = saved_meta
+                raise
+        for hook in self._optimizer_load_state_dict_post_hooks.values():
+            hook(self)
+
+    def _check_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Raise ValueError at the first part of ``state_dict`` that does not fit this wrapper."""
+        keys = ("base_optimizer", "meta_params", "meta_optimizer", "steps", "skipped_steps")
+        missing = [k for k in keys if k not in state_dict]
+        if missing:
+            raise ValueError(f"state_dict lacks {missing[0]!r} (an adaloss checkpoint has {keys})")
+        kind = type(self.base_optimizer)
+        _check_optimizer_state(
+            "base_optimizer",
+            self.base_optimizer,
+            state_dict["base_optimizer"],
+            HYPERPARAMETERS.get(kind, ()),
+            STATE_KEYS.get(kind),
+        )
+        for i, group in enumerate(state_dict["base_optimizer"]["param_groups"]):
+            try:
+                check_group(f"param_groups[{i}]", {**group, "params": []})
+            except TypeError as err:
+                raise ValueError(f"state_dict['base_optimizer']: {err}") from None
         saved = state_dict["meta_params"]
         expected = [tuple(p.shape) for p in self.meta_params]
-        if [tuple(s.shape) for s in saved] != expected:
+        got = [tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__ for s in saved]
+        if got != expected:
             raise ValueError(
-                f"state_dict's meta-parameters do not match: expected shapes {expected}, "
-                f"got {[tuple(s.shape) for s in saved]}"
+                f"state_dict's meta-parameters do not match: expected shapes {expected}, got {got}"
             )
-        self.base_optimizer.load_state_dict(state_dict["base_optimizer"])
-        with torch.no_grad():
-            for p, s in zip(self.meta_params, saved, strict=True):
-                p.copy_(s)
-        if self.meta_optimizer is not None and state_dict["meta_optimizer"] is not None:
-            self.meta_optimizer.load_state_dict(state_dict["meta_optimizer"])
-        self.steps = state_dict["steps"]
-        self.skipped_steps = state_dict["skipped_steps"]
-        self._load_extra_state(state_dict)
-        self._after_meta_step()
+        if (self.meta_optimizer is None) != (state_dict["meta_optimizer"] is None):
+            has = "has" if state_dict["meta_optimizer"] is not None else "has no"
+            raise ValueError(
+                f"state_dict {has} meta-optimizer state but this wrapper "
+                f"{'has no meta optimizer' if self.meta_optimizer is None else 'has one'}"
+            )
+        if self.meta_optimizer is not None:
+            _check_optimizer_state(
+                "meta_optimizer", self.meta_optimizer, state_dict["meta_optimizer"], (), None
+            )
+        for counter in ("steps", "skipped_steps"):
+            value = state_dict[counter]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"state_dict[{counter!r}] must be an integer >= 0, got {value!r}")
+
+
+def _check_optimizer_state(
+    what: str,
+    optimizer: torch.optim.Optimizer,
+    saved: Any,
+    options: tuple[str, ...],
+    state_keys: tuple[str, ...] | None,
+) -> None:
+    """Raise ValueError unless torch's ``optimizer.load_state_dict(saved)`` fits ``optimizer``.
+
+    torch checks only the number of groups and of parameters per group; this also checks
+    the options the update reads (``options``), the state's keys and every state tensor's
+    shape against its parameter, so a checkpoint of a wider model or of another
+    optimizer type is refused before anything is loaded.
+    """
+    where = f"state_dict[{what!r}]"
+    if not isinstance(saved, dict) or not {"state", "param_groups"} <= saved.keys():
+        raise ValueError(f"{where} is not an optimizer state_dict (needs 'state', 'param_groups')")
+    groups, saved_groups = optimizer.param_groups, saved["param_groups"]
+    if len(groups) != len(saved_groups):
+        raise ValueError(
+            f"{where} has {len(saved_groups)} parameter group(s); this optimizer has {len(groups)}"
+        )
+    by_index: dict[Any, torch.Tensor] = {}
+    for i, (group, saved_group) in enumerate(zip(groups, saved_groups, strict=True)):
+        if len(group["params"]) != len(saved_group["params"]):
+            raise ValueError(
+                f"{where}: param_groups[{i}] has {len(saved_group['params'])} parameter(s); "
+                f"this optimizer's has {len(group['params'])}"
+            )
+        for option in options:
+            if option not in saved_group:
+                raise ValueError(
+                    f"{where}: param_groups[{i}] lacks {option!r}, which "
+                    f"{type(optimizer).__name__} needs (a checkpoint of another optimizer type?)"
+                )
+        flag = "decoupled_weight_decay"
+        mine, theirs = group.get(flag), saved_group.get(flag)
+        if mine is not None and theirs is not None and mine != theirs:
+            raise ValueError(
+                f"{where}: param_groups[{i}] has decoupled_weight_decay={theirs}, this "
+                f"optimizer {mine} (Adam and AdamW checkpoints do not mix)"
+            )
+        by_index.update(zip(saved_group["params"], group["params"], strict=True))
+    for index, entry in saved["state"].items():
+        if index not in by_index:
+            raise ValueError(f"{where} has state for parameter {index!r}, which no group holds")
+        p = by_index[index]
+        for key, value in entry.items():
+            if state_keys is not None and key not in state_keys:
+                raise ValueError(
+                    f"{where}: state of parameter {index} has {key!r}; "
+                    f"{type(optimizer).__name__} keeps {state_keys} (another optimizer type?)"
+                )
+            if not isinstance(value, torch.Tensor) or value.dim() == 0 or key == "step":
+                continue
+            if value.shape != p.shape:
+                raise ValueError(
+                    f"{where}: state {key!r} of parameter {index} has shape "
+                    f"{tuple(value.shape)}, the parameter {tuple(p.shape)} (another model?)"
+                )
 
 
 class MetaLossOptimizer(OnlineMetaOptimizer):
@@ -469,6 +669,8 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             raise ValueError(f"hypergrad must be one of {ENGINES}, got {hypergrad!r}")
         if jvp not in forward.JVP_METHODS:
             raise ValueError(f"jvp must be one of {forward.JVP_METHODS}, got {jvp!r}")
+        if hypergrad == "unroll" and isinstance(model, nn.Module) and is_compiled(model):
+            raise ValueError(f"the model is compiled: {unroll.COMPILED_MODEL}")
         if loss is None:
             reference = next(iter(model.parameters()), None)
             loss = LossNetwork()
@@ -597,6 +799,11 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         self._guarded.fill_(int(state_dict.get("guarded_steps", 0)))
 
     def _fall_back_to_unroll(self, err: Exception) -> None:
+        if is_compiled(self.model):
+            raise ValueError(
+                f"the compiled model has an operation without a forward-mode rule ({err}), "
+                f"and {unroll.COMPILED_MODEL}; pass jvp='finite_difference' instead"
+            ) from err
         warnings.warn(
             f"adaloss: the model has an operation without a forward-mode rule ({err}); "
             "switching this optimizer to hypergrad='unroll' (exact, slower). Pass "

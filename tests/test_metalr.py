@@ -79,3 +79,46 @@ def test_frozen_rate_is_the_baseline(float64):
         twin_opt.step()
     for a, b in zip(model.parameters(), twin.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", [torch.optim.Adam, torch.optim.AdamW])
+def test_adam_rate_hypergradient_matches_finite_difference_and_round_trips(kind, float64):
+    """Adam's update is linear in lr too: dL/dα = ⟨v, U₁⟩; a checkpoint continues exactly."""
+    data = batches((6,), 8)
+
+    def make():
+        model = make_model("mlp")
+        base = kind(model.parameters(), lr=1e-2, weight_decay=1e-2)
+        return model, adaloss.MetaLROptimizer(model, base, adaloss.Classification(3), meta_lr=1e-3)
+
+    model, opt = make()
+    opt.step(*data[0], *data[1])  # Adam moments exist
+    (analytic,) = opt.meta_gradient(*data[2], *data[3])
+
+    def val_loss(lr: float) -> float:
+        m, o = copy.deepcopy((model, opt.base_optimizer))
+        for group in o.param_groups:
+            group["lr"] = lr
+        o.zero_grad()
+        adaloss.Classification(3).loss(m(data[2][0]), data[2][1]).backward()
+        o.step()
+        return float(adaloss.Classification(3).loss(m(data[3][0]), data[3][1]))
+
+    lr = float(opt.lr)
+    coarse, fine = ((val_loss(lr + e) - val_loss(lr - e)) / (2 * e) for e in (1e-4, 5e-5))
+    tol = 2 * abs(coarse - fine) + 1e-13
+    assert tol < 1e-3 * abs(fine) and abs(float(analytic) - fine) <= tol
+    assert abs(1.01 * float(analytic) - fine) > tol
+
+    saved = copy.deepcopy((model.state_dict(), opt.state_dict()))
+    for x, y in data[2:5]:
+        opt.step(x, y, *data[1])
+    model_b, opt_b = make()
+    model_b.load_state_dict(saved[0])
+    opt_b.load_state_dict(saved[1])
+    assert [g["lr"] for g in opt_b.param_groups] == [float(saved[1]["meta_params"][0])]
+    for x, y in data[2:5]:
+        opt_b.step(x, y, *data[1])
+    assert torch.equal(torch.cat([p.reshape(-1) for p in model_b.parameters()]),
+                       torch.cat([p.reshape(-1) for p in model.parameters()]))  # fmt: skip
+    assert torch.equal(opt_b.lr, opt.lr) and opt_b.steps == opt.steps

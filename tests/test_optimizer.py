@@ -39,14 +39,24 @@ def snapshot(opt: adaloss.MetaLossOptimizer) -> dict:
     }
 
 
+def assert_exactly_equal(a, b, where: str = "") -> None:
+    """Tensors by torch.equal (every bit, not a 4-digit repr), containers recursively."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for k in a:
+            assert_exactly_equal(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_exactly_equal(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
 def assert_unchanged(before: dict, opt: adaloss.MetaLossOptimizer) -> None:
-    after = snapshot(opt)
-    assert torch.equal(before["theta"], after["theta"])
-    assert all(torch.equal(a, b) for a, b in zip(before["buffers"], after["buffers"], strict=True))
-    assert torch.equal(before["phi"], after["phi"])
-    assert str(before["base"]) == str(after["base"])
-    assert str(before["meta"]) == str(after["meta"])
-    assert before["steps"] == after["steps"]
+    assert_exactly_equal(before, snapshot(opt))
 
 
 # -- drop-in invariant -------------------------------------------------------------------
@@ -305,6 +315,22 @@ def test_validation_pair_must_be_complete():
         opt.step(x, y, x, None)
 
 
+class NaNGradient(torch.autograd.Function):
+    """Identity whose gradient is NaN (differentiable, so unroll's double backward works)."""
+
+    @staticmethod
+    def forward(x):
+        return x.clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan")
+
+
 class BrokenLoss(nn.Module):
     """Finite on ordinary inputs; ``mode`` selects which quantity becomes non-finite."""
 
@@ -318,33 +344,50 @@ class BrokenLoss(nn.Module):
         loss = self.inner(pred, target)
         if self.mode == "loss":
             return loss + torch.log(self.scale)  # -inf
-        if self.mode == "base_grad":
-            return loss + (pred * float("inf")).sum() * 0  # NaN gradient w.r.t. pred
+        if self.mode == "base_grad":  # a finite loss whose gradient w.r.t. pred is NaN
+            return self.inner(NaNGradient.apply(pred), target)
+        if self.mode == "new_params":  # finite loss and gradient; the step overflows θ
+            return loss
         # meta_grad: ∂/∂s of ∂M/∂pred = ∂/∂s sqrt(s - s) is infinite; loss and g are not
         return loss + (pred * torch.sqrt(self.scale - self.scale.detach())).sum()
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("mode", ["loss", "base_grad", "meta_grad"])
-def test_non_finite_step_is_rejected_whole(mode, engine):
+@pytest.mark.parametrize(
+    "mode, culprit",
+    [
+        ("loss", "the learned loss"),
+        ("base_grad", "the base gradient"),
+        ("new_params", "the updated parameters"),
+        ("meta_grad", "the meta-gradient"),
+    ],
+)
+def test_non_finite_step_is_rejected_whole(mode, culprit, engine):
+    """Each fault is injected where its own branch catches it: the warning names it."""
     opt, x, y = _bn_optimizer(engine)
     opt.loss = BrokenLoss(mode)
     opt.meta_params = list(opt.loss.parameters())
     opt.meta_optimizer = torch.optim.Adam(opt.meta_params, lr=1e-3)
+    if mode == "new_params":
+        for group in opt.param_groups:
+            group["lr"] = float("inf")  # θ - lr·g is not finite while g is
     before = snapshot(opt)
-    with pytest.warns(RuntimeWarning, match="step rejected"):
+    with pytest.warns(RuntimeWarning, match=f"step rejected, {culprit} is not finite"):
         result = opt.step(x, y)
     assert result.skipped and not result.meta_updated
     assert opt.skipped_steps == 1
     assert_unchanged(before, opt)
 
 
-def test_non_finite_plain_step_is_rejected_too():
+@pytest.mark.parametrize(
+    "mode, culprit", [("loss", "the learned loss"), ("base_grad", "the base gradient")]
+)
+def test_non_finite_plain_step_is_rejected_too(mode, culprit):
     opt, x, y = _bn_optimizer()
     opt.meta_every = 2  # step 1 is a plain base step
-    opt.loss = BrokenLoss("loss")
+    opt.loss = BrokenLoss(mode)
     before = snapshot(opt)
-    with pytest.warns(RuntimeWarning, match="learned loss is not finite"):
+    with pytest.warns(RuntimeWarning, match=f"step rejected, {culprit} is not finite"):
         assert opt.step(x, y).skipped
     assert_unchanged(before, opt)
 
@@ -422,3 +465,75 @@ def test_an_error_inside_the_step_leaves_batchnorm_untouched(engine):
         torch.equal(a, b) for a, b in zip(before["buffers"], opt.model.buffers(), strict=True)
     )
     assert before["steps"] == opt.steps
+
+
+# -- torch.optim's optimizer API on the wrapper ------------------------------------------
+def test_torch_optimizer_hooks_run_on_the_wrapper():
+    opt, x, y = _bn_optimizer()
+    calls = []
+    handles = [
+        opt.register_step_pre_hook(lambda o, args, kwargs: calls.append(("pre", o, len(args)))),
+        opt.register_step_post_hook(lambda o, args, kwargs: calls.append(("post", o.steps))),
+        opt.register_state_dict_pre_hook(lambda o: calls.append("sd-pre")),
+        opt.register_state_dict_post_hook(lambda o, sd: {**sd, "extra": 1}),
+        opt.register_load_state_dict_pre_hook(lambda o, sd: calls.append("load-pre")),
+        opt.register_load_state_dict_post_hook(lambda o: calls.append("load-post")),
+    ]
+    steps = opt.steps
+    opt.step(x, y)
+    assert calls == [("pre", opt, 3), ("post", steps + 1)]  # args: (opt, x, y); post sees the step
+    saved = opt.state_dict()
+    assert saved["extra"] == 1 and calls[-1] == "sd-pre"
+    opt.load_state_dict(saved)
+    assert calls[-2:] == ["load-pre", "load-post"]
+    for handle in handles:
+        handle.remove()
+    opt.step(x, y)
+    assert len(calls) == 5  # removed hooks stay quiet
+
+
+def test_a_step_pre_hook_can_replace_the_batch():
+    opt, x, y = _bn_optimizer()
+    opt.register_step_pre_hook(lambda o, args, kwargs: ((args[0], args[1], y), kwargs))
+    assert not opt.step(x, "not the targets").skipped  # the hook's y reached the step
+
+
+def test_the_wrapper_deep_copies_and_adds_param_groups():
+    model = mlp()
+    head = nn.Linear(3, 3)
+    base = torch.optim.SGD(model.parameters(), lr=0.1)
+    opt = adaloss.MetaLossOptimizer(model, base, adaloss.Classification(3))
+    twin = copy.deepcopy(opt)
+    assert twin.steps == opt.steps and twin.model is not opt.model
+    assert twin._optimizer_step_pre_hooks is not opt._optimizer_step_pre_hooks
+    with pytest.raises(ValueError, match="not parameters of the model"):
+        opt.add_param_group({"params": head.parameters()})
+    assert len(opt.param_groups) == 1  # the refused group was taken out again
+    model.add_module("head", head)
+    opt.add_param_group({"params": head.parameters(), "lr": 0.01})
+    assert opt.param_groups[1]["lr"] == 0.01
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("opt_name", ["momentum", "adam"])
+def test_meta_every_mixes_torch_and_torchopt_steps_on_torchs_trajectory(opt_name, engine, float64):
+    """Plain steps run torch's kernels, meta steps TorchOpt's update on the state torch wrote."""
+    plain, wrapped = make_model("mlp"), make_model("mlp")
+    plain_opt = OPTIMIZERS[opt_name](plain.parameters())
+    opt = adaloss.MetaLossOptimizer(
+        wrapped, OPTIMIZERS[opt_name](wrapped.parameters()), adaloss.Classification(3),
+        loss=CrossEntropyOnProbabilities(), hypergrad=engine, meta_every=3,
+    )  # fmt: skip
+    flags = []
+    for x, y in batches((6,), 10):
+        plain_opt.zero_grad()
+        nn.functional.cross_entropy(plain(x), y).backward()
+        plain_opt.step()
+        flags.append(opt.step(x, y).task_loss is not None)  # the meta path measures L_T
+    assert flags == [t % 3 == 0 for t in range(10)]
+    tol = 1e-5 if opt_name == "adam" else 1e-10
+    for a, b in zip(plain.parameters(), wrapped.parameters(), strict=True):
+        assert torch.allclose(b, a, rtol=tol, atol=tol * float(a.abs().max()))
+    for p_plain, p_wrapped in zip(plain.parameters(), wrapped.parameters(), strict=True):
+        for key, value in plain_opt.state[p_plain].items():
+            assert torch.allclose(opt.state[p_wrapped][key].double(), value.double(), rtol=tol)

@@ -44,12 +44,28 @@ def _model_jvp(step: MetaStep, primals: Tensors, tangents: Tensors) -> torch.Ten
         with step.rng.replay(), running_stats_frozen(step.model):
             return jvp(f, primals, tangents)[1]
     except (NotImplementedError, RuntimeError) as err:
-        message = str(err).strip().splitlines()[0]
-        # NotImplementedError: an op or autograd.Function without a forward-AD formula;
-        # RuntimeError: an old-style autograd.Function that torch.func cannot transform.
-        if isinstance(err, NotImplementedError) or "autograd.Function" in message:
-            raise ForwardModeUnsupported(message) from err
+        if missing_forward_rule(err):
+            raise ForwardModeUnsupported(str(err).strip().splitlines()[0]) from err
         raise
+
+
+# torch's own words for "no forward-mode rule": a native op without a forward-AD formula,
+# an autograd.Function without ``jvp``, an old-style Function torch.func cannot transform.
+_NO_FORWARD_RULE = (
+    (NotImplementedError, "Trying to use forward AD with"),
+    (NotImplementedError, "You must implement the jvp function"),
+    (RuntimeError, "In order to use an autograd.Function with functorch transforms"),
+)
+
+
+def missing_forward_rule(err: BaseException) -> bool:
+    """Whether ``err`` is torch saying an operation has no forward-mode rule.
+
+    Only these errors may switch an optimizer to ``unroll``; anything else (a user's
+    own ``NotImplementedError`` inside the model, say) is a real error and propagates.
+    """
+    message = str(err)
+    return any(type(err) is kind and text in message for kind, text in _NO_FORWARD_RULE)
 
 
 def _model_jvp_finite_difference(

@@ -12,6 +12,12 @@ import torch
 from adaloss.hypergrad import Hypergradient, MetaStep, Tensors, grads_or_zeros, meta_gradient
 from adaloss.inner import NewState
 
+COMPILED_MODEL = (
+    "hypergrad='unroll' differentiates through the model's backward pass (a double "
+    "backward), which torch.compile's compiled backward does not support; use "
+    "hypergrad='forward' with the compiled model, or pass the uncompiled model"
+)
+
 
 def differentiable_step(
     step: MetaStep, params: Tensors, out: torch.Tensor, previous: NewState | None = None
