@@ -1,7 +1,8 @@
 """Batch streams and finiteness checks shared by the online step and the offline phase.
 
-A leaf module (torch only): both ``optimizer.py`` and ``offline.py`` import it, so
-neither has to import the other for these helpers.
+Low in the core (torch and ``tasks`` only): both ``optimizer.py`` and ``offline.py``
+import it, so neither has to import the other for these helpers. ``check_batch`` is the
+step's input check: shapes, finiteness, targets, and the model's device and dtype.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import torch
+
+from adaloss.tasks import check_finite
 
 
 def cycle(batches: Iterable) -> Iterator:
@@ -40,3 +43,46 @@ def all_finite_and_value(tensors, value: torch.Tensor) -> tuple[bool, float]:
     finite = torch.isfinite(torch.stack(sums)).all().to(torch.float64)
     finite, value = torch.stack([finite, value.detach().reshape(()).to(torch.float64)]).tolist()
     return bool(finite), value
+
+
+def check_batch(task, params, x, y, x_val, y_val) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raise ValueError, before anything runs, for a batch that cannot train ``params``;
+    returns the meta-objective's batch (the training batch when ``x_val`` is None)."""
+    if (x_val is None) != (y_val is None):
+        raise ValueError("pass both x_val and y_val, or neither (meta-objective on x, y)")
+    pairs = [("x", "y", x, y)]
+    if x_val is not None:
+        pairs.append(("x_val", "y_val", x_val, y_val))
+    for xname, yname, xs, ys in pairs:
+        if not isinstance(xs, torch.Tensor):
+            raise ValueError(f"{xname} must be a torch.Tensor, got {type(xs).__name__}")
+        if xs.dim() == 0 or xs.shape[0] == 0:
+            raise ValueError(
+                f"{xname} must have a non-empty batch dimension; got {tuple(xs.shape)}"
+            )
+        check_placement(params, xname, xs, yname, ys)
+        check_finite(xname, xs)
+        try:
+            task.check_targets(ys, xs.shape[0])
+        except ValueError as err:
+            raise ValueError(f"{yname}: {err}") from None
+    return (x, y) if x_val is None else (x_val, y_val)
+
+
+def check_placement(params, xname: str, xs: torch.Tensor, yname: str, ys: torch.Tensor):
+    """A batch on another device, or a float batch of another dtype, than the model's."""
+    devices = {p.device for p in params}
+    dtypes = {p.dtype for p in params}
+    model_devices = " / ".join(sorted(str(d) for d in devices))
+    for name, t in ((xname, xs), (yname, ys)):
+        if isinstance(t, torch.Tensor) and t.device not in devices:
+            raise ValueError(
+                f"{name} is on {t.device} but the model's parameters are on {model_devices}; "
+                f"move the batch with {name}.to({str(next(iter(devices)))!r})"
+            )
+    if xs.is_floating_point() and xs.dtype not in dtypes:
+        model_dtypes = " / ".join(sorted(str(d) for d in dtypes))
+        raise ValueError(
+            f"{xname} has dtype {xs.dtype} but the model's parameters are {model_dtypes}; "
+            f"convert the batch with {xname}.to({model_dtypes.split(' / ')[0]}) or the model"
+        )

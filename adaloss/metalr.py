@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from adaloss.hypergrad import Hypergradient, MetaStep, grads_or_zeros, validation_gradient
-from adaloss.optimizer import OnlineMetaOptimizer
+from adaloss.online import OnlineMetaOptimizer
 from adaloss.tasks import Task
 
 

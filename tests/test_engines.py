@@ -339,7 +339,7 @@ def test_fall_back_replays_dropout_and_leaves_batchnorm_updated_once(float64):
     torch.manual_seed(1)
     loss = adaloss.LossNetwork()
     opts = [
-        adaloss.MetaLossOptimizer(
+        paper_optimizer(
             m, torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9), adaloss.Classification(3),
             loss=copy.deepcopy(loss), hypergrad=engine, meta_lr=1e-3,
         )

@@ -15,6 +15,7 @@ import math
 
 import pytest
 import torch
+from conftest import paper_optimizer
 from torch import nn
 
 import adaloss
@@ -106,7 +107,7 @@ def build(path: str, base: str = "momentum"):
     net = model()
     torch.manual_seed(1)
     loss = FaultyLoss().double()
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(  # M_ϕ exactly as built, no guard
         net, BASES[base](net.parameters()), adaloss.Classification(3), loss=loss, meta_lr=1e-3,
         **options,
     )  # fmt: skip
@@ -311,7 +312,7 @@ def _wider_checkpoint() -> dict:
         nn.Linear(6, 24), nn.BatchNorm1d(24), nn.Tanh(), nn.Dropout(0.2), Fault(),
         nn.Linear(24, 3),
     ).double()  # fmt: skip
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(
         net,
         BASES["momentum"](net.parameters()),
         adaloss.Classification(3),
@@ -406,9 +407,7 @@ def test_a_model_with_nothing_to_train_is_refused_when_the_wrapper_is_built():
     for p in net.parameters():
         p.requires_grad_(False)
     with pytest.raises(ValueError, match="nothing to train"):
-        adaloss.MetaLossOptimizer(
-            net, torch.optim.SGD(net.parameters(), lr=0.1), adaloss.Classification(3)
-        )
+        paper_optimizer(net, torch.optim.SGD(net.parameters(), lr=0.1), adaloss.Classification(3))
 
 
 @pytest.mark.parametrize(
@@ -422,7 +421,7 @@ def test_a_model_with_nothing_to_train_is_refused_when_the_wrapper_is_built():
 def test_unsupported_flags_are_refused_when_the_wrapper_is_built(make, message):
     net = model()
     with pytest.raises(TypeError, match=message):
-        adaloss.MetaLossOptimizer(net, make(net.parameters()), adaloss.Classification(3))
+        paper_optimizer(net, make(net.parameters()), adaloss.Classification(3))
 
 
 def test_a_batch_of_another_dtype_is_refused_naming_both():
@@ -452,7 +451,7 @@ def test_a_batch_on_another_device_is_refused_naming_both():
 def test_a_compiled_model_under_unroll_is_refused_with_a_clear_message():
     net = torch.compile(model())  # lazy: nothing is compiled until it is called
     with pytest.raises(ValueError, match="compiled.*double backward.*hypergrad='forward'"):
-        adaloss.MetaLossOptimizer(
+        paper_optimizer(
             net, torch.optim.SGD(net.parameters(), lr=0.1), adaloss.Classification(3),
             hypergrad="unroll",
         )  # fmt: skip

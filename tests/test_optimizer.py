@@ -502,7 +502,7 @@ def test_the_wrapper_deep_copies_and_adds_param_groups():
     model = mlp()
     head = nn.Linear(3, 3)
     base = torch.optim.SGD(model.parameters(), lr=0.1)
-    opt = adaloss.MetaLossOptimizer(model, base, adaloss.Classification(3))
+    opt = paper_optimizer(model, base, adaloss.Classification(3))
     twin = copy.deepcopy(opt)
     assert twin.steps == opt.steps and twin.model is not opt.model
     assert twin._optimizer_step_pre_hooks is not opt._optimizer_step_pre_hooks
@@ -520,7 +520,7 @@ def test_meta_every_mixes_torch_and_torchopt_steps_on_torchs_trajectory(opt_name
     """Plain steps run torch's kernels, meta steps TorchOpt's update on the state torch wrote."""
     plain, wrapped = make_model("mlp"), make_model("mlp")
     plain_opt = OPTIMIZERS[opt_name](plain.parameters())
-    opt = adaloss.MetaLossOptimizer(
+    opt = paper_optimizer(
         wrapped, OPTIMIZERS[opt_name](wrapped.parameters()), adaloss.Classification(3),
         loss=CrossEntropyOnProbabilities(), hypergrad=engine, meta_every=3,
     )  # fmt: skip

@@ -1,0 +1,425 @@
+"""The online meta-learner's machinery: the optimizer look-alike and the atomic step.
+
+``OnlineMetaOptimizer`` is what MetaLossOptimizer (a learned loss, paper Algorithm 2) and
+MetaLROptimizer (a learned learning rate, Algorithm 4) share: torch.optim's public API
+forwarded to the base optimizer, input checks, one step that either commits θ_{t+1}, the
+optimizer states and the meta step together or changes nothing, and checkpoints.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from adaloss.batches import all_finite as _all_finite
+from adaloss.batches import all_finite_and_value as _all_finite_and_value
+from adaloss.batches import check_batch
+from adaloss.checkpoint import check_state_dict
+from adaloss.hypergrad import Hypergradient, MetaStep, forward, grads_or_zeros
+from adaloss.inner import DifferentiableUpdate
+from adaloss.lookalike import OptimizerLookAlike
+from adaloss.modelcalls import RNGReplay, parameter_names
+from adaloss.offline import Learner, run_initialization
+from adaloss.tasks import Task
+from adaloss.transaction import Transaction
+
+ENGINES = ("forward", "unroll")
+DIVERGENCE_FACTOR = 100.0  # warn when the meta-objective's average exceeds its best by this
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one ``step`` did. Losses are detached 0-dim tensors on the model's device."""
+
+    learned_loss: torch.Tensor  # M_ϕ on the training batch at θ_t (the base loss)
+    task_loss: torch.Tensor | None  # L_T on the validation batch at θ_{t+1}; None without meta step
+    meta_updated: bool  # whether ϕ took a step
+    skipped: bool = False  # rejected for non-finite values: nothing changed
+    loss_scale: torch.Tensor | None = None  # the guard's s on M_ϕ (1: not clipped); None: off
+    task_weight: torch.Tensor | None = None  # the guard's c on L_T (0: not needed); None: off
+
+
+class OnlineMetaOptimizer(OptimizerLookAlike):
+    """Shared machinery of the online meta-learners (learned loss, learned learning rate).
+
+    Behaves like an optimizer where that is natural (as schedule_free's wrappers
+    do): it is a ``torch.optim.Optimizer`` whose ``param_groups``, ``defaults`` and
+    ``state`` are the base optimizer's and whose ``zero_grad`` is forwarded, so
+    learning-rate schedulers and checkpoint code work with either object. It does
+    not call ``Optimizer.__init__`` (it owns no parameter groups of its own) but sets
+    up what torch.optim's public API needs, so step / state_dict / load_state_dict
+    hooks registered on the wrapper run around its own ``step`` and checkpoints.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        base_optimizer: torch.optim.Optimizer,
+        task: Task,
+        meta_params: list[nn.Parameter],
+        meta_optimizer: torch.optim.Optimizer | None,
+        meta_lr: float,
+        meta_every: int,
+        online: bool,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if not isinstance(task, Task):
+            raise TypeError(f"task must be an adaloss Task, got {type(task).__name__}")
+        if not isinstance(meta_every, int) or meta_every < 1:
+            raise ValueError(f"meta_every must be an integer >= 1, got {meta_every!r}")
+        if meta_lr < 0:
+            raise ValueError(f"meta_lr must be >= 0, got {meta_lr}")
+        self.model = model
+        self.base_optimizer = base_optimizer
+        self.update = DifferentiableUpdate(base_optimizer)
+        parameter_names(model, self.update.params())  # fails early for foreign tensors
+        if not self.update.params():
+            raise ValueError(
+                "the base optimizer holds no trainable parameters (none with requires_grad=True): "
+                "there is nothing to train"
+            )
+        self.task = task
+        self.meta_params = meta_params
+        if meta_optimizer is None and meta_params:
+            meta_optimizer = torch.optim.Adam(meta_params, lr=meta_lr)
+        self.meta_optimizer = meta_optimizer
+        self.meta_every = meta_every
+        self.online = online
+        self.steps = 0
+        self.skipped_steps = 0
+        self._task_weight: torch.Tensor | None = None  # set per step by a guard
+        self._best_task_loss = float("inf")
+        self._task_loss_ema: float | None = None
+        self._divergence_warned = False
+        self._init_optimizer_api()
+
+    @property
+    def device(self) -> torch.device:
+        params = self.update.params()
+        return params[0].device if params else torch.device("cpu")
+
+    # -- checks ---------------------------------------------------------------------------
+    def _check_batch(self, x, y, x_val, y_val) -> tuple[torch.Tensor, torch.Tensor]:
+        """``check_batch`` against this wrapper's task and parameters; the meta batch."""
+        return check_batch(self.task, self.update.params(), x, y, x_val, y_val)
+
+    # -- the step -------------------------------------------------------------------------
+    def _meta_step(self, x, y, x_val, y_val, rng: RNGReplay) -> MetaStep:
+        params = self.update.params()
+        return MetaStep(
+            model=self.model,
+            names=parameter_names(self.model, params),
+            params=params,
+            update=self.update,
+            loss=self._base_loss_module(),
+            task_weight=self._task_weight,
+            meta_params=self.meta_params,
+            task=self.task,
+            x=x,
+            y=y,
+            x_val=x_val,
+            y_val=y_val,
+            rng=rng,
+        )
+
+    def _base_loss_module(self) -> nn.Module:
+        raise NotImplementedError
+
+    def _hypergradient(self, step: MetaStep, out: torch.Tensor) -> Hypergradient:
+        raise NotImplementedError
+
+    def _fall_back_to_unroll(self, err: Exception) -> None:
+        raise err
+
+    def _after_meta_step(self) -> None:
+        """Hook: runs after ϕ changed (Meta-LR writes the learned rate into param_groups)."""
+
+    def _prepare_step_loss(self, out: torch.Tensor, y: torch.Tensor) -> None:
+        """Hook: runs after the training forward (the learned loss's guard reads the outputs)."""
+
+    def _forward(self, x: torch.Tensor, y: torch.Tensor, tx: Transaction):
+        """Training forward: returns (output, RNG before it); ``tx`` saves the buffers first."""
+        rng = RNGReplay(self.device)
+        tx.save_rng(rng)
+        tx.save_buffers()
+        out = self.model(x)
+        self.task.check_outputs(out, x.shape[0])
+        self._prepare_step_loss(out, y)
+        return out, rng
+
+    def _forward_and_hypergradient(
+        self, x, y, x_val, y_val, tx: Transaction | None = None
+    ) -> tuple[Hypergradient, Transaction]:
+        """Training forward + hypergradient; the transaction holding the pre-step buffers.
+
+        If the forward engine meets an operation without a forward-mode rule, the
+        step is redone from the same RNG state and statistics with ``unroll``. An
+        exception leaves everything as it was (``tx``'s owner restores; without one,
+        this call does).
+        """
+        if tx is None:
+            with Transaction(self) as tx:
+                return self._forward_and_hypergradient(x, y, x_val, y_val, tx)
+        out, rng = self._forward(x, y, tx)
+        try:
+            return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), tx
+        except forward.ForwardModeUnsupported as err:
+            self._fall_back_to_unroll(err)
+            tx.restore_buffers()
+            rng.rewind()
+            out, rng = self._forward(x, y, tx)
+            return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), tx
+
+    def _watch_divergence(self, task_loss: float) -> None:
+        """Warn once when the meta-objective's moving average rises 100-fold above its best.
+
+        A learned loss can push the model away from the targets long before any value
+        overflows (BENCHMARKS.md, Diabetes): a user should hear about it while it happens.
+        The average over ~10 meta steps keeps one unlucky batch from raising the alarm.
+        """
+        ema = self._task_loss_ema
+        ema = task_loss if ema is None else 0.9 * ema + 0.1 * task_loss
+        self._task_loss_ema = ema
+        self._best_task_loss = min(self._best_task_loss, ema)
+        if not self._divergence_warned and ema > DIVERGENCE_FACTOR * self._best_task_loss:
+            self._divergence_warned = True
+            warnings.warn(
+                f"adaloss: the task loss on the meta-objective batches averages {ema:.4g}, "
+                f"over {DIVERGENCE_FACTOR:g}x its best average {self._best_task_loss:.4g}: "
+                "training with the learned loss may be diverging (try a larger meta_lr "
+                "or LossNetwork(anchored=True); see BENCHMARKS.md)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def _reject(self, tx: Transaction, what: str) -> StepResult:
+        tx.restore_buffers()  # nothing else was written yet
+        self.skipped_steps += 1
+        warnings.warn(
+            f"adaloss: step rejected, {what} is not finite; parameters, loss and optimizer "
+            f"states are unchanged ({self.skipped_steps} skipped so far)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return StepResult(
+            learned_loss=torch.tensor(float("nan")),
+            task_loss=None,
+            meta_updated=False,
+            skipped=True,
+        )
+
+    @torch.no_grad()
+    def _commit(
+        self, params: list[nn.Parameter], new_params, new_state, meta_grads, tx: Transaction
+    ) -> None:
+        tx.save_params()
+        tx.save_base_state(clone=False)  # commit replaces state tensors, never writes into them
+        if meta_grads is not None and self.meta_params:
+            tx.save_meta()
+        for p, new in zip(params, new_params, strict=True):
+            p.copy_(new)
+        self.update.commit(new_state)
+        if meta_grads is not None and self.meta_params:
+            for phi, g in zip(self.meta_params, meta_grads, strict=True):
+                phi.grad = g.detach()
+            self.meta_optimizer.step()
+            self.meta_optimizer.zero_grad(set_to_none=True)
+            self._after_meta_step()
+
+    def step(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        x_val: torch.Tensor | None = None,
+        y_val: torch.Tensor | None = None,
+    ) -> StepResult:
+        """One base step on the learned objective, then (every ``meta_every`` steps) one meta step.
+
+        Replaces ``loss.backward(); optimizer.step(); optimizer.zero_grad()``. Without
+        ``x_val, y_val`` the meta-objective is measured on the training batch (the
+        paper's "AdaLFL (Training)" variant). Bad input raises ``ValueError`` before
+        anything changes; a non-finite loss or gradient rejects the whole step.
+        """
+        x_val, y_val = self._check_batch(x, y, x_val, y_val)
+        with Transaction(self) as tx:  # any exception: everything as it was, RNG included
+            return self._step(x, y, x_val, y_val, tx)
+
+    def _step(self, x, y, x_val, y_val, tx: Transaction) -> StepResult:
+        params = self.update.params()
+        if self.online and self.steps % self.meta_every == 0:
+            hg, _ = self._forward_and_hypergradient(x, y, x_val, y_val, tx)
+            checks = (
+                ("the learned loss", [hg.learned_loss]),
+                ("the base gradient", hg.base_grads),
+                ("the updated parameters", hg.new_params),
+                ("the meta-gradient", hg.meta_grads),
+            )
+            # One device sync (checks and the task loss for the divergence watch) in the
+            # common case; name the culprit only on failure.
+            finite, task_loss = _all_finite_and_value(
+                [t for _, tensors in checks for t in tensors], hg.task_loss
+            )
+            if not finite:
+                what = next(what for what, tensors in checks if not _all_finite(tensors))
+                return self._reject(tx, what)
+            self._commit(params, hg.new_params, hg.new_state, hg.meta_grads, tx)
+            result = StepResult(
+                hg.learned_loss,
+                hg.task_loss,
+                meta_updated=bool(self.meta_params),
+                loss_scale=self._after_commit(),
+                task_weight=self._task_weight,
+            )
+            self._watch_divergence(task_loss)
+        else:
+            out, _ = self._forward(x, y, tx)
+            learned = self._base_loss_module()(*self._loss_inputs(out, y))
+            if self._task_weight is not None:  # the guard's share of the task loss
+                learned = learned + self._task_weight * self.task.loss(out, y)
+            grads = grads_or_zeros(torch.autograd.grad(learned, params, allow_unused=True), params)
+            if not _all_finite([learned]):
+                return self._reject(tx, "the learned loss")
+            if not _all_finite(grads):
+                return self._reject(tx, "the base gradient")
+            self._plain_update(params, grads, tx)
+            result = StepResult(
+                learned.detach(),
+                None,
+                meta_updated=False,
+                loss_scale=self._after_commit(),
+                task_weight=self._task_weight,
+            )
+        self.steps += 1
+        return result
+
+    def _after_commit(self) -> torch.Tensor | None:
+        """Hook: bookkeeping of a committed step; returns the guard's loss scale, if any."""
+        return None
+
+    def _loss_inputs(self, out, y):
+        return self.task.learned_loss_inputs(out, y)
+
+    def _plain_update(self, params, grads, tx: Transaction) -> None:
+        """A step of the base optimizer itself (torch's own kernels) with the given gradients."""
+        tx.save_params()  # torch's kernels write θ and the state in place
+        tx.save_base_state(clone=True)
+        saved = [p.grad for p in params]
+        try:
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g
+            self.base_optimizer.step()
+        finally:
+            for p, g in zip(params, saved, strict=True):
+                p.grad = g
+
+    def meta_gradient(self, x, y, x_val=None, y_val=None) -> tuple[torch.Tensor, ...]:
+        """dL_T/dϕ for one step from the current state, without changing anything."""
+        x_val, y_val = self._check_batch(x, y, x_val, y_val)
+        hg, tx = self._forward_and_hypergradient(x, y, x_val, y_val)
+        tx.restore_buffers()
+        return hg.meta_grads
+
+    # -- offline initialization ----------------------------------------------------------
+    def initialize(
+        self,
+        train_batches: Iterable,
+        val_batches: Iterable | None = None,
+        steps: int = 2500,
+        meta_lr: float = 1e-3,
+        inner_steps: int = 1,
+        progress: bool = False,
+    ) -> list[float]:
+        """Offline meta-learning of ϕ from the initial model (ML3; paper Algorithm 1).
+
+        Each of ``steps`` outer iterations resets θ to θ_0 with fresh optimizer state,
+        takes ``inner_steps`` differentiable base steps on training batches, measures
+        L_T on a validation batch and steps ϕ with a fresh Adam at ``meta_lr``. The
+        model and optimizer state end as they started. Returns the validation task
+        loss of every outer iteration.
+        """
+        learner = self._offline_learner()
+        return run_initialization(
+            learner, train_batches, val_batches, steps, meta_lr, inner_steps, progress
+        )
+
+    def _offline_learner(self) -> Learner:
+        """What ``adaloss.offline`` may use of this optimizer: state and bound methods."""
+        return Learner(
+            model=self.model,
+            params=self.update.params(),
+            base_state=self.base_optimizer.state,
+            meta_params=self.meta_params,
+            task=self.task,
+            device=self.device,
+            check_batch=self._check_batch,
+            meta_step=self._meta_step,
+            hypergradient=self._forward_and_hypergradient,
+            after_meta_step=self._after_meta_step,
+            transaction=lambda: Transaction(self),
+        )
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        for hook in self._optimizer_state_dict_pre_hooks.values():
+            hook(self)
+        state_dict = {
+            "base_optimizer": self.base_optimizer.state_dict(),
+            "meta_params": [p.detach().clone() for p in self.meta_params],
+            "meta_optimizer": self.meta_optimizer.state_dict() if self.meta_optimizer else None,
+            "steps": self.steps,
+            "skipped_steps": self.skipped_steps,
+            **self._extra_state(),
+        }
+        for hook in self._optimizer_state_dict_post_hooks.values():
+            state_dict = hook(self, state_dict) or state_dict
+        return state_dict
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, state_dict: dict[str, Any]) -> None:
+        """Hook: the subclass's own entries of a checkpoint."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a checkpoint whole or not at all: everything is checked before anything changes.
+
+        A mismatch (another model's shapes, another optimizer type, a missing entry)
+        raises ``ValueError`` naming the first one found.
+        """
+        state_dict = dict(state_dict)
+        for hook in self._optimizer_load_state_dict_pre_hooks.values():
+            state_dict = hook(self, state_dict) or state_dict
+        self._check_state_dict(state_dict)
+        base, meta = self.base_optimizer, self.meta_optimizer
+        # torch's load_state_dict replaces its state and param_groups objects: keep the old ones.
+        saved_base = (base.state, base.param_groups)
+        saved_meta = (meta.state, meta.param_groups) if meta is not None else None
+        with Transaction(self) as tx:
+            tx.save_meta()
+            try:
+                base.load_state_dict(state_dict["base_optimizer"])
+                with torch.no_grad():
+                    for p, s in zip(self.meta_params, state_dict["meta_params"], strict=True):
+                        p.copy_(s)
+                if meta is not None:
+                    meta.load_state_dict(state_dict["meta_optimizer"])
+                self.steps = state_dict["steps"]
+                self.skipped_steps = state_dict["skipped_steps"]
+                self._load_extra_state(state_dict)
+                self._after_meta_step()
+            except BaseException:
+                base.state, base.param_groups = saved_base
+                if meta is not None:
+                    meta.state, meta.param_groups = saved_meta
+                raise
+        for hook in self._optimizer_load_state_dict_post_hooks.values():
+            hook(self)
+
+    def _check_state_dict(self, state_dict: dict[str, Any]) -> None:
+        check_state_dict(state_dict, self.base_optimizer, self.meta_params, self.meta_optimizer)
