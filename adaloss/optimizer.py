@@ -98,9 +98,9 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         meta_params = [p for p in loss.parameters() if p.requires_grad]
         if self.recipe.start == "warm_start" and meta_params and not hasattr(loss, "pointwise"):
             raise TypeError(
-                f"the {self.recipe.name!r} recipe warm-starts ϕ, which needs an elementwise learned "
-                f"loss with a pointwise(pred, target) method (LossNetwork, ML3Network, TaylorLoss);"
-                f" {type(loss).__name__} has none: pass recipe='paper' to start it otherwise"
+                f"the {self.recipe.name!r} recipe warm-starts ϕ, which needs an elementwise "
+                "learned loss with a pointwise(pred, target) method (LossNetwork, ML3Network, "
+                f"TaylorLoss); {type(loss).__name__} has none: pass recipe='paper'"
             )
         super().__init__(
             model,
