@@ -296,7 +296,7 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
                 "training with the learned loss may be diverging (try a larger meta_lr "
                 "or LossNetwork(anchored=True); see BENCHMARKS.md)",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=5,  # the caller of step: _step, step, torch's hook wrapper
             )
 
     def _reject(self, tx: Transaction, what: str) -> StepResult:
@@ -306,7 +306,7 @@ class OnlineMetaOptimizer(torch.optim.Optimizer):
             f"adaloss: step rejected, {what} is not finite; parameters, loss and optimizer "
             f"states are unchanged ({self.skipped_steps} skipped so far)",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=5,
         )
         return StepResult(
             learned_loss=torch.tensor(float("nan")),
@@ -655,7 +655,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             "switching this optimizer to hypergrad='unroll' (exact, slower). Pass "
             "jvp='finite_difference' to keep the forward engine with a numerical JVP.",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=6,
         )
         self.hypergrad = "unroll"
 
