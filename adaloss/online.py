@@ -195,7 +195,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
                 "training with the learned loss may be diverging (try a larger meta_lr "
                 "or LossNetwork(anchored=True); see BENCHMARKS.md)",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=5,  # the caller of step: _step, step, torch's hook wrapper
             )
 
     def _reject(self, tx: Transaction, what: str) -> StepResult:
@@ -205,7 +205,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
             f"adaloss: step rejected, {what} is not finite; parameters, loss and optimizer "
             f"states are unchanged ({self.skipped_steps} skipped so far)",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=5,
         )
         return StepResult(
             learned_loss=torch.tensor(float("nan")),

@@ -231,7 +231,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             "switching this optimizer to hypergrad='unroll' (exact, slower). Pass "
             "jvp='finite_difference' to keep the forward engine with a numerical JVP.",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=6,
         )
         self.hypergrad = "unroll"
 

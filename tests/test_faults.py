@@ -492,3 +492,44 @@ def test_a_fault_after_the_fall_back_restores_the_engine_too():
     with pytest.warns(RuntimeWarning, match="forward-mode"):
         opt.step(*data(5))
     assert opt.hypergrad == "unroll"
+
+
+class SometimesBroken(nn.Module):
+    """The default learned loss; on its ``broken``-th call the meta-gradient is infinite."""
+
+    def __init__(self, broken: int | None) -> None:
+        super().__init__()
+        self.inner = adaloss.LossNetwork().double()
+        self.scale = nn.Parameter(torch.zeros((), dtype=torch.float64))
+        self.broken, self.calls = broken, 0
+
+    def forward(self, pred, target):
+        self.calls += 1
+        loss = self.inner(pred, target)
+        if self.calls == self.broken:  # ∂/∂s of sqrt(s - s) at 0 is infinite; loss and g are not
+            return loss + (pred * torch.sqrt(self.scale - self.scale.detach())).sum()
+        return loss
+
+
+def test_initialize_skips_non_finite_outer_steps_without_a_trace():
+    """Skipping outer step 2 of 3 equals running outer steps 1 and 3 alone."""
+    batches = [data(i)[:2] for i in range(3)]
+    runs = []
+    for broken, used in ((2, batches), (None, [batches[0], batches[2]])):
+        torch.manual_seed(0)
+        net = model()
+        net[3].p = 0.0  # no dropout: the skipped step must not shift the masks of the next
+        torch.manual_seed(1)
+        opt = adaloss.MetaLossOptimizer(
+            net, BASES["momentum"](net.parameters()), adaloss.Classification(3),
+            loss=SometimesBroken(broken),
+        )  # fmt: skip
+        torch.manual_seed(3)
+        if broken:
+            with pytest.warns(RuntimeWarning, match="skipped 1 of 3"):
+                losses = opt.initialize(used, steps=3)
+        else:
+            losses = opt.initialize(used, steps=2)
+        runs.append((losses, [p.detach().clone() for p in opt.meta_params]))
+    assert len(runs[0][0]) == 2 and runs[0][0] == runs[1][0]
+    assert_identical(runs[0][1], runs[1][1], "ϕ")
