@@ -248,7 +248,11 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         """
         x_val, y_val = self._check_batch(x, y, x_val, y_val)
         with Transaction(self) as tx:  # any exception: everything as it was, RNG included
+            self._before_step(y, tx)
             return self._step(x, y, x_val, y_val, tx)
+
+    def _before_step(self, y: torch.Tensor, tx: Transaction) -> None:
+        """Hook: runs inside the step's transaction first (MetaLossOptimizer's lazy start)."""
 
     def _step(self, x, y, x_val, y_val, tx: Transaction) -> StepResult:
         params = self.update.params()

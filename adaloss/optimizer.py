@@ -20,9 +20,10 @@ from adaloss.guard import ScaledLoss, TrustRegionGuard
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, unroll
 from adaloss.losses import LossNetwork
 from adaloss.modelcalls import is_compiled
-from adaloss.online import ENGINES, OnlineMetaOptimizer, StepResult
+from adaloss.online import ENGINES, OnlineMetaOptimizer
 from adaloss.recipes import Recipe, get_recipe
 from adaloss.tasks import Regression, Task
+from adaloss.transaction import Transaction
 from adaloss.warmstart import DEFAULT_RANGE, target_range, warm_start
 
 
@@ -132,29 +133,13 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             self._guarded += acted.to(self._guarded.dtype)  # no device sync
         return self._scale
 
-    def step(self, x, y, x_val=None, y_val=None) -> StepResult:
-        """One base step on the learned objective, then (every ``meta_every`` steps) one meta step.
-
-        Replaces ``loss.backward(); optimizer.step(); optimizer.zero_grad()``. Without
-        ``x_val, y_val`` the meta-objective is measured on the training batch (the
-        paper's "AdaLFL (Training)" variant). Bad input raises ``ValueError`` before
-        anything changes; a non-finite loss or gradient rejects the whole step. With the
-        warm-start recipe and no ``initialize()`` call, the first step warm-starts ϕ
-        from its own batch's targets.
-        """
+    def _before_step(self, y: torch.Tensor, tx: Transaction) -> None:
+        """With a warm-start recipe and no ``initialize()`` call, the first step warm-starts
+        ϕ from its own batch's targets (undone, with everything else, if the step fails)."""
         if self.started or self.recipe.start != "warm_start" or not self.meta_params:
-            return super().step(x, y, x_val, y_val)
-        self._check_batch(x, y, x_val, y_val)
-        saved = [p.detach().clone() for p in self.meta_params]
-        try:
-            self._warm_start([y])
-            return super().step(x, y, x_val, y_val)
-        except BaseException:
-            with torch.no_grad():
-                for p, s in zip(self.meta_params, saved, strict=True):
-                    p.copy_(s)
-            self.started = False
-            raise
+            return
+        tx.save_meta()
+        self._warm_start([y])
 
     def _warm_start(self, targets: list[torch.Tensor]) -> None:
         value_range = DEFAULT_RANGE
