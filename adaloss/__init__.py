@@ -2,7 +2,8 @@
 
 from adaloss.losses import LossNetwork, ML3Network, SmoothLeakyReLU, TaylorLoss
 from adaloss.metalr import MetaLROptimizer
-from adaloss.optimizer import MetaLossOptimizer, StepResult
+from adaloss.online import StepResult
+from adaloss.optimizer import MetaLossOptimizer
 from adaloss.tasks import BinaryClassification, Classification, Regression, Task
 
 __all__ = [

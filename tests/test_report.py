@@ -401,6 +401,10 @@ def test_collapse_rule():
     assert failure(at_chance) == "collapsed"
     learning = _run("adalfl", 0, 0.75, [0.95, 0.9, 0.75], metric="error_rate", classes=10)
     assert failure(learning) == ""
+    # a regression no better than predicting the training mean (0.12 here) learned nothing
+    slow = _run("adalfl", 0, 0.15, selection=[0.5, 0.2, 0.15])
+    assert failure(slow) == "" and failure({**slow, "mean_predictor_error": 0.12}) == "collapsed"
+    assert failure({**trained, "mean_predictor_error": 0.12}) == ""
     diverged = _run("adalfl", 0, float("nan"), selection=[0.5, 0.2, 0.1])
     assert failure(diverged) == "diverged" and not is_collapsed(diverged)
 

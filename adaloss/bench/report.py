@@ -10,8 +10,9 @@ Conventions:
 - A run *fails* when it diverges or collapses. *Diverged*: ``final.diverged`` is true or
   its final test error is missing, NaN or infinite. *Collapsed*: it ended no better than
   it started on held-out data (final selection error ≥ the step-0 one; runs from before the
-  selection split are judged on validation error), or a classifier ended at chance
-  (error ≥ 1 − 2/C, accuracy at most twice chance). Failed runs are counted and shown,
+  selection split are judged on validation error), or it ended at chance: a classifier
+  with error ≥ 1 − 2/C (accuracy at most twice chance), a regression no better on the
+  selection split than predicting the training targets' mean. Failed runs are counted and shown,
   never averaged in.
 - ``std`` is the sample standard deviation (ddof=1) of the runs that did not fail; with
   fewer than two such runs it is NaN (undefined), and the table prints just the mean.
@@ -161,6 +162,9 @@ def is_collapsed(result: dict) -> bool:
     classes = result.get("num_classes")
     if classes and result.get("metric") == "error_rate":
         return final_error(result, split) >= 1 - 2 / int(classes)
+    constant = _to_float(result.get("mean_predictor_error"))
+    if split == "selection" and math.isfinite(constant):
+        return final_error(result, "selection") >= constant
     return False
 
 

@@ -184,6 +184,14 @@ def _error(model: nn.Module, task, ds, device, limit: int | None = None) -> floa
     return total / max(count, 1)
 
 
+def _mean_predictor_error(data) -> float:
+    from adaloss.bench.datasets import full_batch
+
+    _, y_train = full_batch(data.train)
+    _, y_sel = full_batch(data.selection)
+    return float(((y_sel - y_train.mean(0)) ** 2).mean())
+
+
 @dataclass
 class PreparedRun:
     """Everything a run trains with, after the offline phase; see ``prepare_run``."""
@@ -339,6 +347,9 @@ def run_one(config: RunConfig, progress: bool = True) -> dict:
         "seed": config.seed,
         "metric": "mse" if regression else "error_rate",
         "num_classes": None if regression else data.num_outputs,
+        # selection MSE of predicting the training targets' mean: a regression run that ends
+        # no better than this constant has learned nothing (report.is_collapsed)
+        "mean_predictor_error": _mean_predictor_error(data) if regression else None,
         "config": asdict(config),
         "versions": _versions(),
         "wall_time_s": wall,
