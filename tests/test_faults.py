@@ -520,7 +520,7 @@ def test_initialize_skips_non_finite_outer_steps_without_a_trace():
         net = model()
         net[3].p = 0.0  # no dropout: the skipped step must not shift the masks of the next
         torch.manual_seed(1)
-        opt = adaloss.MetaLossOptimizer(
+        opt = paper_optimizer(
             net, BASES["momentum"](net.parameters()), adaloss.Classification(3),
             loss=SometimesBroken(broken),
         )  # fmt: skip
