@@ -10,7 +10,7 @@ error than η = 1e-4 on crime, Diabetes and California and tied on digits + logi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 STARTS = ("warm_start", "offline")
 
@@ -34,10 +34,6 @@ class Recipe:
             raise ValueError(f"meta_lr must be >= 0, got {self.meta_lr}")
         if self.guard is not None and not self.guard > 0:
             raise ValueError(f"guard must be None or > 0, got {self.guard}")
-
-    def with_options(self, **changes) -> Recipe:
-        """This recipe with some fields replaced (``None`` values are ignored)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 RECIPES = {
