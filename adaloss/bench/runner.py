@@ -170,7 +170,7 @@ def _make_model(config: RunConfig, data) -> nn.Module:
 
 @torch.no_grad()
 def _error(model: nn.Module, task, ds, device, limit: int | None = None) -> float:
-    from adaloss.bench.datasets import eval_batches
+    from adaloss.bench.batching import eval_batches
 
     was_training = model.training
     model.eval()
@@ -185,7 +185,7 @@ def _error(model: nn.Module, task, ds, device, limit: int | None = None) -> floa
 
 
 def _mean_predictor_error(data) -> float:
-    from adaloss.bench.datasets import full_batch
+    from adaloss.bench.batching import full_batch
 
     _, y_train = full_batch(data.train)
     _, y_sel = full_batch(data.selection)
@@ -231,7 +231,8 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
     in scripts/ use it); it is called after ϕ_0's seed is set, as ``config.loss`` is.
     """
     import adaloss
-    from adaloss.bench.datasets import batches, load_dataset
+    from adaloss.bench.batching import batches
+    from adaloss.bench.datasets import load_dataset
     from adaloss.timeline import LossTimeline
 
     device = torch.device(config.device)
