@@ -1,4 +1,4 @@
-"""Tables from synthetic benchmark result files (adaloss.bench.report)."""
+"""Tables from synthetic benchmark result files: loading, failure rules, summaries, report."""
 
 from __future__ import annotations
 
@@ -11,16 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adaloss.bench.report import (
-    failure,
-    format_table,
-    is_collapsed,
-    is_diverged,
-    load_results,
-    method_order,
-    paired_comparison,
-    summarize,
-)
+from adaloss.bench.failures import failure, is_collapsed, is_diverged
+from adaloss.bench.names import method_order
+from adaloss.bench.report import format_table
+from adaloss.bench.results import load_results
+from adaloss.bench.summary import paired_comparison, summarize
 
 SEEDS = (0, 1, 2)
 METHODS = ("baseline", "ml3", "adalfl")

@@ -5,17 +5,25 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
+
 from adaloss.bench.extras import install_hint
+from adaloss.bench.names import base_method
+from adaloss.bench.results import SPLITS, load_results
 
 
 def _run(args: argparse.Namespace) -> int:
-    from adaloss.bench.runner import run_from_args
+    from adaloss.bench.config import configs_from_args
+    from adaloss.bench.runner import run_configs
 
-    return run_from_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run_configs(configs_from_args(args), args.out, progress=not args.quiet)
+    return 0
 
 
 def _table(args: argparse.Namespace) -> int:
-    from adaloss.bench.report import format_table, load_results
+    from adaloss.bench.report import format_table
 
     results = load_results(args.directory)
     print(
@@ -32,7 +40,6 @@ def _table(args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     from adaloss.bench.plots import plot_learning_curves, plot_loss_evolution
-    from adaloss.bench.report import load_results
 
     results = load_results(args.directory)
     out = args.out or args.directory
@@ -40,7 +47,7 @@ def _plot(args: argparse.Namespace) -> int:
     methods = (
         [args.method]
         if args.method
-        else sorted({r["method"] for r in results if str(r["method"]).split("_")[0] == "adalfl"})
+        else sorted({r["method"] for r in results if base_method(r["method"]) == "adalfl"})
     )
     for method in methods:
         paths += plot_loss_evolution(results, out, method=method, seed=args.seed)
@@ -61,8 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    from adaloss.bench.report import SPLITS
-    from adaloss.bench.runner import add_run_arguments
+    from adaloss.bench.config import add_run_arguments
     from adaloss.bench.speed import add_speed_arguments
 
     run = commands.add_parser("run", help="train methods on a task over seeds (resumable)")
