@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 import torch
 
@@ -57,9 +59,19 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _speed(args: argparse.Namespace) -> int:
-    from adaloss.bench.speed import run_from_args
+    from adaloss.bench.speed import format_report, run_speed
 
-    return run_from_args(args)
+    try:
+        results = run_speed(args)
+    except ValueError as err:
+        print(f"adaloss speed: error: {err}", file=sys.stderr)
+        return 2
+    print(format_report(results, markdown=args.markdown))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
