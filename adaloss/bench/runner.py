@@ -29,6 +29,7 @@ from adaloss.bench.config import DEFAULT_META_LR, LOSSES, RunConfig
 from adaloss.bench.datasets import load_dataset
 from adaloss.bench.names import ERROR_RATE, MSE
 from adaloss.bench.results import write_result
+from adaloss.bench.step import training_step
 from adaloss.timeline import LossTimeline
 
 
@@ -91,17 +92,9 @@ class PreparedRun:
     def step(self) -> bool:
         """One training step on the next batch; False if a non-finite value stopped it."""
         x, y = next(self.train)
-        if self.opt is None:
-            self.base.zero_grad(set_to_none=True)
-            loss_value = self.task.loss(self.model(x), y)
-            if not torch.isfinite(loss_value):
-                return False
-            loss_value.backward()
-            self.base.step()
-            return True
-        training_only = self.config.meta_objective == "training"
+        training_only = self.opt is None or self.config.meta_objective == "training"
         xv, yv = (None, None) if training_only else next(self.val)
-        return not self.opt.step(x, y, xv, yv).skipped
+        return training_step(self.model, self.task, self.base, self.opt, (x, y, xv, yv))
 
 
 def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = None) -> PreparedRun:
