@@ -21,15 +21,15 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from adaloss.bench.failures import is_diverged
-from adaloss.bench.names import method_label, method_order, metric_label, row_key
+from adaloss.bench.names import METHODS, method_label, method_order, metric_label, row_key
 from adaloss.bench.results import to_float
 
 __all__ = ["plot_learning_curves", "plot_loss_evolution"]
 
 _DPI = 120
 _SIZE = (6.0, 4.0)
-# Fixed colours for the paper's methods so a method looks the same in every figure.
-_METHOD_COLORS = {"baseline": "C0", "ml3": "C1", "metalr": "C2", "adalfl": "C3"}
+# Fixed colours for the paper's methods (in its order) so a method looks alike in every figure.
+_METHOD_COLORS = {method: f"C{i}" for i, method in enumerate(METHODS)}
 
 
 def _safe(name: str) -> str:
