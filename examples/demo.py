@@ -17,7 +17,8 @@ import torch
 
 import adaloss
 import adaloss.integrations.timm  # noqa: F401  (registers adaloss_mlp)
-from adaloss.bench.datasets import batches, full_batch, load_dataset
+from adaloss.bench.batching import batches, full_batch
+from adaloss.bench.datasets import load_dataset
 
 
 def train(data, method: str, steps: int, seed: int) -> tuple[float, float]:

@@ -19,6 +19,7 @@ from torch import nn
 
 import adaloss
 from adaloss.bench import runner
+from adaloss.bench.config import DEFAULT_INIT_STEPS, DEFAULT_META_LR, RunConfig
 
 
 def loss_network(bias_free: bool, kaiming: bool) -> adaloss.LossNetwork:
@@ -39,9 +40,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="crime", choices=("crime", "diabetes", "california"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--init-steps", type=int, default=runner.DEFAULT_INIT_STEPS)
+    parser.add_argument("--init-steps", type=int, default=DEFAULT_INIT_STEPS)
     parser.add_argument("--method", default="ml3", choices=("ml3", "adalfl"))
-    parser.add_argument("--meta-lr", type=float, default=runner.DEFAULT_META_LR)
+    parser.add_argument("--meta-lr", type=float, default=DEFAULT_META_LR)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--target", type=float, default=0.4)
     parser.add_argument("--bias-free", action="store_true")
@@ -51,7 +52,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
 
     # The same θ_0, ϕ_0, batch streams and offline phase as `adaloss run` for this seed.
-    config = runner.RunConfig(
+    config = RunConfig(
         args.task, "adaloss_mlp", args.method, args.seed, args.steps, lr=0.001,
         meta_lr=args.meta_lr, init_steps=args.init_steps,
     )  # fmt: skip
@@ -79,8 +80,8 @@ def main() -> None:
                 out = model(x)
             print(f"step {step}: batch prediction mean {float(out.mean()):.3g} "
                   f"std {float(out.std()):.3g}")  # fmt: skip
-    val_mse = runner._error(model, task, data.val, "cpu")
-    test_mse = runner._error(model, task, data.test, "cpu")
+    val_mse = runner.evaluate_error(model, task, data.val, "cpu")
+    test_mse = runner.evaluate_error(model, task, data.test, "cpu")
     print(f"no divergence in {args.steps} steps: validation MSE {val_mse:.4f}, test {test_mse:.4f}")
 
 

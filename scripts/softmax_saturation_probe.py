@@ -15,6 +15,7 @@ import warnings
 import torch
 
 from adaloss.bench import runner
+from adaloss.bench.config import DEFAULT_META_LR, RunConfig
 
 PRINT_AT = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
 
@@ -23,13 +24,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--method", default="ml3", choices=("ml3", "adalfl"))
-    parser.add_argument("--meta-lr", type=float, default=runner.DEFAULT_META_LR)
+    parser.add_argument("--meta-lr", type=float, default=DEFAULT_META_LR)
     parser.add_argument("--steps", type=int, default=200)
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
 
-    config = runner.RunConfig(
+    config = RunConfig(
         "digits", "adaloss_mlp", args.method, args.seed, args.steps, lr=0.01, meta_lr=args.meta_lr
     )
     run = runner.prepare_run(config)  # the same θ_0, ϕ_0 and offline phase as `adaloss run`

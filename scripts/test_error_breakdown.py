@@ -15,6 +15,7 @@ import warnings
 import torch
 
 from adaloss.bench import runner
+from adaloss.bench.config import DEFAULT_META_LR, RunConfig
 
 
 def main() -> None:
@@ -22,14 +23,14 @@ def main() -> None:
     parser.add_argument("--task", default="california")
     parser.add_argument("--method", default="adalfl", choices=("baseline", "ml3", "adalfl"))
     parser.add_argument("--seed", type=int, default=5)
-    parser.add_argument("--meta-lr", type=float, default=runner.DEFAULT_META_LR)
+    parser.add_argument("--meta-lr", type=float, default=DEFAULT_META_LR)
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--worst", type=int, default=5, help="how many examples to list")
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
 
-    config = runner.RunConfig(  # lr 0.001: the paper's (and `adaloss run`'s) for regression
+    config = RunConfig(  # lr 0.001: the paper's (and `adaloss run`'s) for regression
         args.task, "adaloss_mlp", args.method, args.seed, args.steps, lr=0.001,
         meta_lr=args.meta_lr,
     )  # fmt: skip

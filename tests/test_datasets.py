@@ -15,7 +15,10 @@ import numpy as np
 import pytest
 import torch
 
+from adaloss.bench import batching as B
 from adaloss.bench import datasets as D
+from adaloss.bench import readers as R
+from adaloss.normalization import NORMALIZATION
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -42,7 +45,7 @@ def _data_dir_for(name: str) -> Path | None:
 
 
 def _normalized(images_uint8: np.ndarray, name: str) -> torch.Tensor:
-    mean, std = D.NORMALIZATION[name]
+    mean, std = NORMALIZATION[name]
     x = torch.as_tensor(images_uint8).float() / 255
     return (x - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
 
@@ -92,7 +95,7 @@ def test_regression_shapes_and_scaling(loaded, name):
 @pytest.mark.parametrize("name", list(REGRESSION))
 def test_regression_splits_partition_the_data(loaded, name):
     ds = loaded(name)
-    x, y = D.__dict__[f"_read_{name}"](_data_dir_for(name) or Path("."), False)
+    x, y = getattr(R, f"read_{name}")(_data_dir_for(name) or Path("."), False)
     raw = np.column_stack([x, y])
     splits = (ds.train, ds.val, ds.selection, ds.test)
     got = torch.cat([torch.cat([s.x, s.y], 1) for s in splits]).double()
@@ -121,7 +124,7 @@ def test_california_derived_features():
     d = _shared_data_dir("california/cal_housing.data")
     if d is None:
         pytest.skip("california/cal_housing.data not found in $ADALOSS_DATA or ../shared/data")
-    x, y = D._read_california(d, False)
+    x, y = R.read_california(d, False)
     # first row of scikit-learn's fetch_california_housing()
     expected = [8.3252, 41.0, 6.98412698, 1.02380952, 322.0, 2.55555556, 37.88, -122.23]
     np.testing.assert_allclose(x[0], expected, rtol=1e-6)
@@ -135,7 +138,7 @@ def test_california_reads_file_without_header(tmp_path):
         for i in range(20)
     )
     (tmp_path / "california" / "cal_housing.data").write_text(rows + "\n")
-    x, y = D._read_california(tmp_path, False)
+    x, y = R.read_california(tmp_path, False)
     assert x.shape == (20, 8) and y[0] == pytest.approx(4.0)
 
 
@@ -250,7 +253,7 @@ def test_mnist(tmp_path):
     _check_classification_splits(ds, 100, 20, 10)
     assert ds.input_shape == (1, 28, 28) and not ds.train.augment
     images, labels = files["t10k"]
-    x, y = D.full_batch(ds.test)
+    x, y = B.full_batch(ds.test)
     torch.testing.assert_close(x, _normalized(images[:, None], "mnist"))
     assert torch.equal(y, torch.as_tensor(labels, dtype=torch.int64))
 
@@ -267,7 +270,7 @@ def test_cifar10(tmp_path):
     _check_classification_splits(ds, 100, 20, 10)
     assert ds.input_shape == (3, 32, 32) and ds.train.augment
     data, labels = files["test"]
-    x, y = D.full_batch(ds.test)
+    x, y = B.full_batch(ds.test)
     # CIFAR rows: 1024 red values, then green, then blue, each a row-major 32×32 plane
     torch.testing.assert_close(x, _normalized(data.reshape(-1, 3, 32, 32), "cifar10"))
     assert y.tolist() == labels
@@ -359,7 +362,7 @@ def test_augmentation_on_train_only(cifar):
     plain, y2 = cifar.train.batch(idx, augment=False)
     assert torch.equal(y, y2) and aug.shape == plain.shape == (len(idx), 3, 32, 32)
     assert (aug != plain).flatten(1).any(1).float().mean() > 0.9  # P(identity) = 1/162
-    mean, std = (torch.tensor(v).view(-1, 1, 1) for v in D.NORMALIZATION["cifar10"])
+    mean, std = (torch.tensor(v).view(-1, 1, 1) for v in NORMALIZATION["cifar10"])
     unnorm = cifar.train.images[idx].float() / 255
     for i in range(0, len(idx), 9):
         aug01 = (aug[i] * std + mean).mul(255).round() / 255
@@ -374,7 +377,7 @@ def test_augmentation_matches_torchvision_semantics():
     tf = pytest.importorskip("torchvision.transforms.functional")
     x = torch.rand(6, 3, 32, 32)
     gen = torch.Generator().manual_seed(4)
-    out = D._crop_and_flip(x, 4, gen)
+    out = B._crop_and_flip(x, 4, gen)
     gen = torch.Generator().manual_seed(4)
     dy = torch.randint(0, 9, (6,), generator=gen)
     dx = torch.randint(0, 9, (6,), generator=gen)
@@ -402,9 +405,9 @@ def _same(a, b) -> bool:
 
 def test_batches_reproducible_and_seed_dependent(loaded):
     ds = loaded("diabetes").train
-    a = _take(D.batches(ds, 32, seed=7), 15)
-    b = _take(D.batches(ds, 32, seed=7), 15)
-    c = _take(D.batches(ds, 32, seed=8), 15)
+    a = _take(B.batches(ds, 32, seed=7), 15)
+    b = _take(B.batches(ds, 32, seed=7), 15)
+    c = _take(B.batches(ds, 32, seed=8), 15)
     assert _same(a, b)
     assert not _same(a, c)
     assert all(x.shape == (32, 10) and y.shape == (32, 1) for x, y in a)
@@ -413,10 +416,10 @@ def test_batches_reproducible_and_seed_dependent(loaded):
 @pytest.mark.parametrize("batch_size", [1, 7, 32, 100, 250])
 def test_batches_cover_each_example_once_per_epoch(batch_size):
     n = 100
-    ds = D.ArrayDataset(torch.arange(n).float()[:, None], torch.arange(n))
+    ds = B.ArrayDataset(torch.arange(n).float()[:, None], torch.arange(n))
     epochs = 3
     k = -(-epochs * n // batch_size)
-    ys = torch.cat([y for _, y in _take(D.batches(ds, batch_size, seed=0), k)])
+    ys = torch.cat([y for _, y in _take(B.batches(ds, batch_size, seed=0), k)])
     assert len(ys) == k * batch_size
     for e in range(epochs):
         assert sorted(ys[e * n : (e + 1) * n].tolist()) == list(range(n))
@@ -425,25 +428,25 @@ def test_batches_cover_each_example_once_per_epoch(batch_size):
 
 
 def test_batches_on_images_reproducible_including_augmentation(cifar):
-    a = _take(D.batches(cifar.train, 16, seed=1), 8)
-    b = _take(D.batches(cifar.train, 16, seed=1), 8)
+    a = _take(B.batches(cifar.train, 16, seed=1), 8)
+    b = _take(B.batches(cifar.train, 16, seed=1), 8)
     assert _same(a, b)
     assert a[0][0].shape == (16, 3, 32, 32) and a[0][1].dtype == torch.int64
 
 
 def test_batches_on_any_map_style_dataset():
     base = torch.utils.data.TensorDataset(torch.arange(10).float(), torch.arange(10))
-    ys = torch.cat([y for _, y in _take(D.batches(base, 4, seed=0), 5)])
+    ys = torch.cat([y for _, y in _take(B.batches(base, 4, seed=0), 5)])
     assert sorted(ys[:10].tolist()) == list(range(10))
-    ours = D.ArrayDataset(*base.tensors)
-    ref = torch.cat([y for _, y in _take(D.batches(ours, 4, seed=0), 5)])
+    ours = B.ArrayDataset(*base.tensors)
+    ref = torch.cat([y for _, y in _take(B.batches(ours, 4, seed=0), 5)])
     assert torch.equal(ys, ref)  # same order as the fast path
 
 
 def test_eval_batches_and_full_batch(cifar):
-    chunks = list(D.eval_batches(cifar.train, batch_size=32))
+    chunks = list(B.eval_batches(cifar.train, batch_size=32))
     assert [len(y) for _, y in chunks] == [32, 32, 17]  # 81 = 100 - 10 selection - 9 val
-    x, y = D.full_batch(cifar.train)
+    x, y = B.full_batch(cifar.train)
     assert torch.equal(torch.cat([c[0] for c in chunks]), x)  # ordered, unaugmented
     assert torch.equal(y, cifar.train.targets)
     torch.testing.assert_close(x[0], _normalized(cifar.train.images[0].numpy(), "cifar10"))
@@ -451,8 +454,8 @@ def test_eval_batches_and_full_batch(cifar):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_batches_on_cuda(cifar):
-    cpu = _take(D.batches(cifar.train, 16, seed=2), 3)
-    gpu = _take(D.batches(cifar.train, 16, seed=2, device="cuda"), 3)
+    cpu = _take(B.batches(cifar.train, 16, seed=2), 3)
+    gpu = _take(B.batches(cifar.train, 16, seed=2, device="cuda"), 3)
     for (xc, yc), (xg, yg) in zip(cpu, gpu, strict=True):
         assert xg.is_cuda and torch.equal(yc, yg.cpu())
         torch.testing.assert_close(xc, xg.cpu())
@@ -463,12 +466,12 @@ def test_batches_on_cuda(cifar):
 
 def test_resolve_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("ADALOSS_DATA", str(tmp_path / "env"))
-    assert D.resolve_data_dir(tmp_path / "arg") == tmp_path / "arg"
-    assert D.resolve_data_dir("~/x") == Path.home() / "x"
-    assert D.resolve_data_dir(None) == tmp_path / "env"
+    assert R.resolve_data_dir(tmp_path / "arg") == tmp_path / "arg"
+    assert R.resolve_data_dir("~/x") == Path.home() / "x"
+    assert R.resolve_data_dir(None) == tmp_path / "env"
     monkeypatch.delenv("ADALOSS_DATA")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert D.resolve_data_dir(None) == tmp_path / "home" / ".cache" / "adaloss"
+    assert R.resolve_data_dir(None) == tmp_path / "home" / ".cache" / "adaloss"
 
 
 def test_unknown_dataset():
@@ -523,7 +526,7 @@ def test_download_paths_put_files_where_they_are_read(tmp_path, monkeypatch):
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         if filename == "communities.data":
-            assert md5 == D._CRIME_MD5
+            assert md5 == R._CRIME_MD5
             (root / filename).write_text("\n".join(crime_rows) + "\n")
         else:  # the California archive, laid out as on figshare (no header line)
             src = tmp_path / "CaliforniaHousing"
@@ -541,9 +544,9 @@ def test_download_paths_put_files_where_they_are_read(tmp_path, monkeypatch):
 
 
 def test_to_device_copies_once():
-    ds = D.ArrayDataset(torch.zeros(4, 2), torch.zeros(4, 1))
+    ds = B.ArrayDataset(torch.zeros(4, 2), torch.zeros(4, 1))
     assert ds.to(None) is ds and ds.to("cpu") is ds
     moved = ds.to("meta")
     assert moved.x.device.type == "meta" and ds.to("meta") is moved
-    img = D.ImageDataset(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.zeros(2), (0.5,), (0.2,))
+    img = B.ImageDataset(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.zeros(2), (0.5,), (0.2,))
     assert img.to("cpu") is img and img.to("meta") is img.to("meta")

@@ -1,4 +1,5 @@
-"""The three layers (core <- integrations <- bench): no upward imports, no import cycles.
+"""The three layers (core <- integrations <- bench): no upward imports, no import cycles,
+and no module over MAX_LINES lines (a longer one holds more than one idea: split it).
 
 Read from the source with ``ast``, so imports hidden inside functions or under
 ``if TYPE_CHECKING:`` count as much as top-level ones. Implicit imports of parent
@@ -17,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Where each importable tree lives in the checkout (integrations/ installs as adaloss.integrations).
 ROOTS = {"adaloss": REPO / "adaloss", "adaloss.integrations": REPO / "integrations"}
 LAYERS = ("core", "integrations", "bench")
+MAX_LINES = 450
 # Third-party packages each layer may import (besides the standard library and adaloss).
 ALLOWED_THIRD_PARTY = {
     "core": {"torch", "torchopt", "tqdm"},
@@ -174,6 +176,12 @@ def disallowed_third_party(external: dict[str, set[str]]) -> list[str]:
     return sorted(out)
 
 
+def long_modules(roots: dict[str, Path]) -> list[str]:
+    """``module: N lines`` for every module longer than MAX_LINES."""
+    lengths = {name: len(path.read_text().splitlines()) for name, path in discover(roots).items()}
+    return sorted(f"{name}: {n} lines" for name, n in lengths.items() if n > MAX_LINES)
+
+
 EDGES, EXTERNAL = graph(ROOTS)
 
 
@@ -195,6 +203,10 @@ def test_core_and_integrations_import_only_their_declared_dependencies():
     assert disallowed_third_party(EXTERNAL) == []
 
 
+def test_no_module_over_the_line_limit():
+    assert long_modules(ROOTS) == []
+
+
 @pytest.fixture
 def fake_tree(tmp_path: Path) -> dict[str, Path]:
     """A copy-sized stand-in: a core with two modules, an integration, a benchmark module."""
@@ -214,6 +226,7 @@ def test_checks_pass_on_a_clean_fake_tree(fake_tree):
     assert edges["adaloss.bench.run"] == {"adaloss.optimizer"}  # relative import resolved
     assert upward_imports(edges) == [] and cycles(edges) == []
     assert disallowed_third_party(external) == []
+    assert long_modules(fake_tree) == []
 
 
 def test_checks_catch_an_injected_cycle_an_upward_import_and_a_heavy_core_import(fake_tree):
@@ -233,3 +246,11 @@ def test_checks_catch_an_injected_cycle_an_upward_import_and_a_heavy_core_import
         "adaloss.offline (core) imports adaloss.bench (bench)",
     ]
     assert disallowed_third_party(external) == ["adaloss.optimizer (core) imports matplotlib"]
+
+
+def test_line_limit_catches_a_long_module(fake_tree):
+    body = "x = 0\n" * MAX_LINES
+    (fake_tree["adaloss"] / "offline.py").write_text(body)
+    assert long_modules(fake_tree) == []  # exactly at the limit is allowed
+    (fake_tree["adaloss"] / "offline.py").write_text(body + "y = 1\n")
+    assert long_modules(fake_tree) == [f"adaloss.offline: {MAX_LINES + 1} lines"]

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from adaloss.bench.plots import plot_learning_curves, plot_loss_evolution  # noqa: E402
-from adaloss.bench.report import load_results  # noqa: E402
+from adaloss.bench.results import load_results  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 STEPS = list(range(0, 1001, 50))

@@ -1,4 +1,4 @@
-"""Tables from synthetic benchmark result files (adaloss.bench.report)."""
+"""Tables from synthetic benchmark result files: loading, failure rules, summaries, report."""
 
 from __future__ import annotations
 
@@ -11,16 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adaloss.bench.report import (
-    failure,
-    format_table,
-    is_collapsed,
-    is_diverged,
-    load_results,
-    method_order,
-    paired_comparison,
-    summarize,
-)
+from adaloss.bench.config import RunConfig
+from adaloss.bench.failures import failure, is_collapsed, is_diverged
+from adaloss.bench.names import method_label, method_order
+from adaloss.bench.report import format_table
+from adaloss.bench.results import load_results
+from adaloss.bench.summary import paired_comparison, summarize
 
 SEEDS = (0, 1, 2)
 METHODS = ("baseline", "ml3", "adalfl")
@@ -364,6 +360,14 @@ def test_row_and_method_order():
         "abc",
         "adalfl_taylor3",
     ]
+
+
+def test_method_labels_come_from_results_else_from_the_key():
+    assert method_label("adalfl", [{"method": "adalfl", "label": "Ours"}]) == "Ours"
+    assert method_label("adalfl_default_eta0.001") == "AdaLFL (Online) [default, eta0.001]"
+    assert method_label("ml3") == "ML3 (Offline)" and method_label("abc_x") == "abc_x"
+    config = RunConfig("digits", "adaloss_mlp", "adalfl", 0, 10, recipe="default", meta_lr=0.01)
+    assert config.label == method_label(config.key) == "AdaLFL (Online) [default, eta0.01]"
 
 
 def test_empty_results():

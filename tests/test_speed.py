@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from adaloss.bench import speed
+from adaloss.bench.cli import main
 
 METHODS = ("plain", "unroll", "forward", "forward/10")
-
-
-def _args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    speed.add_speed_arguments(parser)
-    return parser.parse_args(list(argv))
 
 
 def _table_rows(text: str) -> list[list[str]]:
@@ -31,7 +27,7 @@ def test_speed_end_to_end_table_and_json(tmp_path, capsys):
     path = tmp_path / "speed.json"
     argv = ["--models", "lenet5", "--steps", "2", "--warmup", "1", "--rounds", "2"]
     argv += ["--batch", "4", "--threads", "1", "--markdown", "--json", str(path), "--quiet"]
-    assert speed.run_from_args(_args(*argv)) == 0
+    assert main(["speed", *argv]) == 0
     out = capsys.readouterr().out
 
     rows = _table_rows(out)
@@ -65,11 +61,10 @@ def test_speed_end_to_end_table_and_json(tmp_path, capsys):
     assert ("lenet5", speed.TARGETS[1]) in targets and ("lenet5", speed.TARGETS[3]) in targets
 
 
-def test_speed_via_cli_regression_mlp_without_memory(capsys):
-    cli = pytest.importorskip("adaloss.bench.cli")
+def test_speed_regression_mlp_without_memory(capsys):
     argv = ["speed", "--models", "mlp", "--methods", "plain,forward,forward/3", "--steps", "2"]
     argv += ["--warmup", "1", "--batch", "4", "--threads", "1", "--no-memory", "--quiet"]
-    assert cli.main(argv) == 0
+    assert main(argv) == 0
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.startswith("MLP (batch 4)")]
     assert [line.split()[3] for line in lines] == ["plain", "forward", "forward/3"]
@@ -81,8 +76,14 @@ def test_speed_via_cli_regression_mlp_without_memory(capsys):
     [["--models", "vgg"], ["--methods", "plain,backward"], ["--methods", "forward/0"]],
 )
 def test_speed_rejects_bad_options(argv, capsys):
-    assert speed.run_from_args(_args(*argv, "--quiet")) == 2
+    assert main(["speed", *argv, "--quiet"]) == 2
     assert "adaloss speed: error" in capsys.readouterr().err
+
+
+def test_python_m_speed_is_the_speed_command():
+    argv = [sys.executable, "-m", "adaloss.bench.speed", "--models", "vgg", "--quiet"]
+    out = subprocess.run(argv, capture_output=True, text=True)
+    assert out.returncode == 2 and "adaloss speed: error: unknown model" in out.stderr
 
 
 def test_parse_method():

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
+
+import torch
 
 from adaloss.bench.extras import install_hint
+from adaloss.bench.names import base_method
+from adaloss.bench.results import SPLITS, load_results
 
 
 def _run(args: argparse.Namespace) -> int:
-    from adaloss.bench.runner import run_from_args
+    from adaloss.bench.config import configs_from_args
+    from adaloss.bench.runner import run_configs
 
-    return run_from_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run_configs(configs_from_args(args), args.out, progress=not args.quiet)
+    return 0
 
 
 def _table(args: argparse.Namespace) -> int:
-    from adaloss.bench.report import format_table, load_results
+    from adaloss.bench.report import format_table
 
     results = load_results(args.directory)
     print(
@@ -32,7 +42,6 @@ def _table(args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     from adaloss.bench.plots import plot_learning_curves, plot_loss_evolution
-    from adaloss.bench.report import load_results
 
     results = load_results(args.directory)
     out = args.out or args.directory
@@ -40,7 +49,7 @@ def _plot(args: argparse.Namespace) -> int:
     methods = (
         [args.method]
         if args.method
-        else sorted({r["method"] for r in results if str(r["method"]).split("_")[0] == "adalfl"})
+        else sorted({r["method"] for r in results if base_method(r["method"]) == "adalfl"})
     )
     for method in methods:
         paths += plot_loss_evolution(results, out, method=method, seed=args.seed)
@@ -50,9 +59,19 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _speed(args: argparse.Namespace) -> int:
-    from adaloss.bench.speed import run_from_args
+    from adaloss.bench.speed import format_report, run_speed
 
-    return run_from_args(args)
+    try:
+        results = run_speed(args)
+    except ValueError as err:
+        print(f"adaloss speed: error: {err}", file=sys.stderr)
+        return 2
+    print(format_report(results, markdown=args.markdown))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,8 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    from adaloss.bench.report import SPLITS
-    from adaloss.bench.runner import add_run_arguments
+    from adaloss.bench.config import add_run_arguments
     from adaloss.bench.speed import add_speed_arguments
 
     run = commands.add_parser("run", help="train methods on a task over seeds (resumable)")

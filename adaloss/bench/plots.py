@@ -8,7 +8,6 @@ headless machine and inside a notebook alike.
 
 from __future__ import annotations
 
-import math
 import re
 import warnings
 from collections.abc import Iterable
@@ -21,15 +20,16 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .report import is_diverged, method_label, method_order, row_key
+from adaloss.bench.failures import is_diverged
+from adaloss.bench.names import METHODS, method_label, method_order, metric_label, row_key
+from adaloss.bench.results import to_float
 
 __all__ = ["plot_learning_curves", "plot_loss_evolution"]
 
 _DPI = 120
 _SIZE = (6.0, 4.0)
-_Y_LABELS = {"mse": "MSE", "error_rate": "error rate"}
-# Fixed colours for the paper's methods so a method looks the same in every figure.
-_METHOD_COLORS = {"baseline": "C0", "ml3": "C1", "metalr": "C2", "adalfl": "C3"}
+# Fixed colours for the paper's methods (in its order) so a method looks alike in every figure.
+_METHOD_COLORS = {method: f"C{i}" for i, method in enumerate(METHODS)}
 
 
 def _safe(name: str) -> str:
@@ -51,13 +51,7 @@ def _rows(results: list[dict]) -> list[tuple[str, str]]:
 
 def _array(values) -> np.ndarray:
     """JSON list (may hold null/NaN/Inf/junk) -> float array with NaN for anything unusable."""
-    out = []
-    for v in values or []:
-        try:
-            out.append(float(v) if v is not None else math.nan)
-        except (TypeError, ValueError):
-            out.append(math.nan)
-    a = np.asarray(out, dtype=float)
+    a = np.asarray([to_float(v) for v in values or []], dtype=float)
     a[~np.isfinite(a)] = np.nan
     return a
 
@@ -182,7 +176,7 @@ def plot_learning_curves(
             if not labelled:  # only diverged runs, or no curves: keep it in the legend
                 ax.plot([], [], ":", color=color, label=label)
         metric = next((str(r.get("metric")) for r in runs if r.get("metric")), "")
-        name = _Y_LABELS.get(metric, metric or "error")
+        name = metric_label(metric) if metric else "error"
         ax.set_ylabel(f"{name[0].upper()}{name[1:]}" if show_train else f"Test {name}")
         ax.set_xlabel("Gradient step")
         ax.set_title(f"{task} + {model}")

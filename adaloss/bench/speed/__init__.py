@@ -17,7 +17,8 @@ median over single steps would hide the one expensive step in every K).
 
 The package, one idea per module: ``methods`` (models, methods, the runner that takes a
 step), ``timing`` (interleaved rounds, per-step statistics), ``memory`` (profiler peaks in
-a subprocess), ``report`` (targets and tables), ``run`` (the command's options and loop).
+a subprocess), ``report`` (targets and tables), ``run`` (the command's options and one measurement);
+the command itself is ``adaloss.bench.cli``.
 """
 
 from adaloss.bench.speed.memory import (
@@ -38,8 +39,13 @@ from adaloss.bench.speed.methods import (
     make_batches,
     parse_method,
 )
-from adaloss.bench.speed.report import TARGETS, check_targets, format_report, format_table
-from adaloss.bench.speed.run import add_speed_arguments, main, run_from_args, run_speed
+from adaloss.bench.speed.report import (
+    TARGETS,
+    check_speed_targets,
+    format_report,
+    format_speed_table,
+)
+from adaloss.bench.speed.run import add_speed_arguments, run_speed
 from adaloss.bench.speed.timing import summarize_times, time_interleaved, timed_steps
 
 __all__ = [
@@ -54,16 +60,14 @@ __all__ = [
     "_memory_worker_main",
     "_profiler_peak",
     "add_speed_arguments",
-    "check_targets",
+    "check_speed_targets",
     "default_threads",
     "format_report",
-    "format_table",
-    "main",
+    "format_speed_table",
     "make_batches",
     "measure_memory",
     "memory_in_subprocess",
     "parse_method",
-    "run_from_args",
     "run_speed",
     "summarize_times",
     "time_interleaved",

@@ -2,6 +2,6 @@
 
 import sys
 
-from adaloss.bench.speed.run import main
+from adaloss.bench.cli import main
 
-sys.exit(main())
+sys.exit(main(["speed", *sys.argv[1:]]))

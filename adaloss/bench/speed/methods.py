@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from adaloss.bench.step import training_step
+
 DEFAULT_METHODS = ("plain", "unroll", "forward", "forward/10")
 
 
@@ -155,14 +157,8 @@ class Runner:
         torch.manual_seed(seed + 1)  # the same dropout stream for every method
 
     def step(self) -> None:
-        x, y, x_val, y_val = self.batches[self.steps % len(self.batches)]
-        if self.opt is None:
-            loss = self.task.loss(self.model(x), y)
-            loss.backward()
-            self.base.step()
-            self.base.zero_grad()
-        else:
-            self.opt.step(x, y, x_val, y_val)
+        batch = self.batches[self.steps % len(self.batches)]
+        training_step(self.model, self.task, self.base, self.opt, batch)
         self.steps += 1
 
     def align_to_meta_step(self) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from adaloss.bench.tables import render_table
+
 TARGETS = (
     "forward ≤ 2.5× plain (LeNet-5, ResNet-18)",
     "forward ≤ 0.65× unroll (LeNet-5, ResNet-18)",
@@ -12,7 +14,7 @@ TARGETS = (
 )
 
 
-def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+def check_speed_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The project's speed targets, for every model where the needed methods were measured."""
     checks = []
     for model, rows in results["models"].items():
@@ -50,7 +52,7 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return checks
 
 
-def format_table(results: dict[str, Any], markdown: bool = False) -> str:
+def format_speed_table(results: dict[str, Any], markdown: bool = False) -> str:
     """One row per (model, method): time per step, memory, and both as ratios to ``plain``."""
     header = ["model", "method", "ms/step", "spread", "× plain", "peak MiB", "× plain"]
     rows = []
@@ -76,15 +78,7 @@ def format_table(results: dict[str, Any], markdown: bool = False) -> str:
                     f"{peak / plain_peak:.2f}" if peak is not None and plain_peak else "–",
                 ]
             )
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-    else:
-        widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
-        lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True))]
-        lines.append("  ".join("-" * w for w in widths))
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    return "\n".join(lines)
+    return "\n".join(render_table(header, rows, markdown, n_left=2))
 
 
 def format_report(results: dict[str, Any], markdown: bool = False) -> str:
@@ -97,7 +91,7 @@ def format_report(results: dict[str, Any], markdown: bool = False) -> str:
         f"(lr {s['lr']}, momentum {s['momentum']}); {s['warmup']} warm-up step(s); "
         f"timed steps per method: {s['steps_by_model']}, interleaved over {s['rounds']} rounds.",
         "",
-        format_table(results, markdown=markdown),
+        format_speed_table(results, markdown=markdown),
         "",
         "ms/step: median over single steps (spread: quartiles); for ENGINE/K the mean over "
         "complete K-step cycles (spread: fastest–slowest cycle)."

@@ -1,4 +1,4 @@
-"""``adaloss speed``: its options, one run over models and methods, and the printed report."""
+"""``adaloss speed``: its options and one measurement over models and methods."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import argparse
 import contextlib
 import datetime
 import gc
-import json
 import os
 import platform
 import sys
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,10 +23,8 @@ from adaloss.bench.speed.methods import (
     parse_method,
     split_list,
 )
-from adaloss.bench.speed.report import check_targets, format_report
+from adaloss.bench.speed.report import check_speed_targets
 from adaloss.bench.speed.timing import summarize_times, time_interleaved
-
-_DESCRIPTION = "wall time and peak memory per step, plain step vs the meta engines"
 
 
 def _environment(device: torch.device) -> dict[str, Any]:
@@ -235,27 +230,5 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
         results["models"][model] = entry
     with contextlib.suppress(OSError, AttributeError):
         results["environment"]["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
-    results["targets"] = check_targets(results)
+    results["targets"] = check_speed_targets(results)
     return results
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    """``adaloss speed``: measure, print the report, optionally save JSON. Returns 0, or 2."""
-    try:
-        results = run_speed(args)
-    except ValueError as err:
-        print(f"adaloss speed: error: {err}", file=sys.stderr)
-        return 2
-    print(format_report(results, markdown=args.markdown))
-    if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=2) + "\n")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m adaloss.bench.speed``: the same as ``adaloss speed``."""
-    parser = argparse.ArgumentParser(prog="adaloss speed", description=_DESCRIPTION)
-    add_speed_arguments(parser)
-    return run_from_args(parser.parse_args(argv))

@@ -1,0 +1,216 @@
+"""What determines one benchmark run, the name its result is filed under, and the options
+of ``adaloss run`` that choose the runs.
+
+``RunConfig`` holds every setting of a run and is written into its result file;
+``RunConfig.key`` names the method together with the variant options that differ from
+the method's defaults, so that variants of one method get their own column and folder.
+The paper's per-task settings (models, steps, optimizer; Appendix C) are the options'
+defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import adaloss
+from adaloss.bench import results
+from adaloss.bench.names import METHODS, default_label
+from adaloss.recipes import RECIPES, Recipe, get_recipe
+
+PAPER_MODELS = {
+    "diabetes": ["adaloss_mlp"],
+    "crime": ["adaloss_mlp"],
+    "california": ["adaloss_mlp"],
+    "digits": ["adaloss_logistic", "adaloss_mlp"],
+    "mnist": ["adaloss_logistic", "adaloss_mlp", "adaloss_lenet5"],
+    "cifar10": [
+        "adaloss_vgg16_cifar",
+        "adaloss_allcnn_c",
+        "adaloss_resnet18_cifar",
+        "adaloss_squeezenet_cifar",
+    ],
+    "cifar100": ["adaloss_wrn28_10"],
+    "svhn": ["adaloss_wrn16_8"],
+}
+PAPER_STEPS = {"mnist": 25_000, "cifar10": 100_000, "cifar100": 150_000, "svhn": 150_000}
+REGRESSION_TASKS = ("diabetes", "crime", "california")
+AUGMENTED_TASKS = ("cifar10", "cifar100", "svhn")
+#: The learned losses a run can use, by the name ``--loss`` takes.
+LOSSES = {
+    "network": adaloss.LossNetwork,
+    "anchored": lambda: adaloss.LossNetwork(anchored=True),
+    "ml3": adaloss.ML3Network,
+    "taylor2": lambda: adaloss.TaylorLoss(2),
+    "taylor3": lambda: adaloss.TaylorLoss(3),
+}
+_PAPER = get_recipe("paper")
+DEFAULT_META_LR = _PAPER.meta_lr  # the paper's online η (Appendix C); Meta-LR always uses it
+DEFAULT_INIT_STEPS = _PAPER.offline_steps  # the paper's S_init (Appendix C)
+DEFAULT_INIT_META_LR = _PAPER.offline_meta_lr  # the paper's offline η
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines one run (written into its result file)."""
+
+    task: str
+    model: str
+    method: str
+    seed: int
+    steps: int
+    batch_size: int = 128
+    lr: float = 0.01
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    loss: str = "network"
+    meta_objective: str = "validation"
+    meta_lr: float | None = None  # None: the recipe's (paper: 1e-5)
+    recipe: str = "paper"
+    guard: float | None = None  # None: the recipe's; 0: off
+    init_steps: int = DEFAULT_INIT_STEPS
+    init_meta_lr: float = DEFAULT_INIT_META_LR
+    inner_steps: int = 1
+    meta_every: int = 1
+    hypergrad: str = "forward"
+    eval_every: int = 0  # 0: steps // 50
+    snapshot_every: int = 0  # 0: steps // 10
+    data_dir: str | None = None
+    device: str = "cpu"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The method's name in results: the method plus the variant options it uses."""
+        key = self.method
+        recipe = self.recipe_settings
+        if self.method == "adalfl" and self.recipe != "paper":
+            key += f"_{self.recipe}"
+        if self.method in ("ml3", "adalfl") and self.loss != "network":
+            key += f"_{self.loss}"
+        if self.method in ("metalr", "adalfl") and self.meta_objective != "validation":
+            key += f"_{self.meta_objective}"
+        default_eta = recipe.meta_lr if self.method == "adalfl" else DEFAULT_META_LR
+        if self.method in ("metalr", "adalfl") and self.meta_lr not in (None, default_eta):
+            key += f"_eta{self.meta_lr:g}"
+        if self.method == "adalfl" and self.guard is not None and self.guard != recipe.guard:
+            key += f"_guard{self.guard:g}" if self.guard else "_noguard"
+        offline = self.method != "baseline" and (
+            self.method != "adalfl" or recipe.start == "offline"
+        )
+        if offline and self.inner_steps != 1:
+            key += f"_inner{self.inner_steps}"
+        if offline and self.init_steps != DEFAULT_INIT_STEPS:
+            key += f"_init{self.init_steps}"
+        return key
+
+    @property
+    def recipe_settings(self) -> Recipe:
+        """The named recipe of ``adaloss.recipes`` (ML3 and Meta-LR: always the paper's)."""
+        return get_recipe(self.recipe if self.method == "adalfl" else "paper")
+
+    @property
+    def label(self) -> str:
+        """The method's display name: the paper's label and the key's variant options."""
+        return default_label(self.key)
+
+    def result_path(self, out: str | Path) -> Path:
+        """Where this run's record lives under the result folder ``out``."""
+        return results.result_path(out, self.task, self.model, self.key, self.seed)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``adaloss run``."""
+    parser.add_argument("--task", required=True, help="diabetes, crime, california, digits, "
+                        "mnist, cifar10, cifar100, svhn")  # fmt: skip
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="comma-separated timm names (default: the paper's for the task)",
+    )
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated")
+    parser.add_argument("--seeds", type=int, default=5, help="run seeds 0..N-1")
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=None, help="base steps (default: paper's)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="base SGD lr (default 0.001 regression, 0.01 classification)",
+    )
+    parser.add_argument("--momentum", type=float, default=None)
+    parser.add_argument("--weight-decay", type=float, default=None)
+    parser.add_argument("--loss", choices=LOSSES, default="network")
+    parser.add_argument("--meta-objective", choices=("validation", "training"),
+                        default="validation")  # fmt: skip
+    parser.add_argument("--meta-lr", type=float, default=None,
+                        help="online η (default: the recipe's; Meta-LR: 1e-5)")  # fmt: skip
+    parser.add_argument("--recipe", choices=RECIPES, default="default",
+                        help="AdaLFL recipe; ML3, Meta-LR: the paper's")  # fmt: skip
+    parser.add_argument("--guard", type=float, default=None,
+                        help="AdaLFL guard bound κ (default: the recipe's; 0: off)")  # fmt: skip
+    parser.add_argument(
+        "--init-steps", type=int, default=DEFAULT_INIT_STEPS, help="offline steps (Alg. 1)"
+    )
+    parser.add_argument("--init-meta-lr", type=float, default=DEFAULT_INIT_META_LR,
+                        help="offline η")  # fmt: skip
+    parser.add_argument("--inner-steps", type=int, default=1)
+    parser.add_argument("--meta-every", type=int, default=1)
+    parser.add_argument("--hypergrad", choices=("forward", "unroll"), default="forward")
+    parser.add_argument("--eval-every", type=int, default=0, help="0: steps/50")
+    parser.add_argument("--snapshot-every", type=int, default=0, help="0: steps/10")
+    parser.add_argument(
+        "--data-dir", default=None, help="data folder (default: $ADALOSS_DATA or ~/.cache/adaloss)"
+    )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--out", default="runs", help="result folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
+    """One RunConfig per (seed, model, method) that ``adaloss run``'s options ask for."""
+    regression = args.task in REGRESSION_TASKS
+    augmented = args.task in AUGMENTED_TASKS
+    models = args.model.split(",") if args.model else PAPER_MODELS.get(args.task)
+    if not models:
+        raise SystemExit(f"no default model for task {args.task!r}: pass --model")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise SystemExit(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    defaults = {
+        "steps": args.steps or PAPER_STEPS.get(args.task, 10_000),
+        "lr": args.lr if args.lr is not None else (0.001 if regression else 0.01),
+        "momentum": args.momentum if args.momentum is not None else (0.9 if augmented else 0.0),
+        "weight_decay": args.weight_decay
+        if args.weight_decay is not None
+        else (5e-4 if augmented else 0.0),
+    }
+    shared = {
+        name: getattr(args, name)
+        for name in (
+            "batch_size", "loss", "meta_objective", "meta_lr", "recipe", "guard", "init_steps",
+            "init_meta_lr",
+            "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",
+            "data_dir", "device",
+        )
+    }  # fmt: skip
+    configs = [
+        RunConfig(
+            task=args.task,
+            model=model,
+            method=method,
+            seed=seed,
+            nesterov=augmented,
+            **shared,
+            **defaults,
+        )  # fmt: skip
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
+        for model in models
+        for method in methods
+    ]
+    return configs
