@@ -69,6 +69,8 @@ class MetaLROptimizer(OnlineMetaOptimizer):
         learned = self.task.loss(out, step.y)
         params = tuple(p.detach() for p in step.params)
         grads = grads_or_zeros(torch.autograd.grad(learned, step.params, allow_unused=True), params)
+        learned, *grads = step.replicas.mean((learned.detach(), *grads))  # across ranks
+        grads = tuple(grads)
         unit_updates, new_state = step.update.function(params, lr=1.0)(grads)
         groups = zip(self.ratios, step.update.groups(), strict=True)
         ratios = [ratio for ratio, group in groups for _ in group]  # one per parameter
@@ -79,7 +81,7 @@ class MetaLROptimizer(OnlineMetaOptimizer):
         task_loss, v = validation_gradient(step, new_params)
         d_lr = sum(r * (vi * u).sum() for r, vi, u in zip(ratios, v, unit_updates, strict=True))
         return Hypergradient(
-            learned_loss=learned.detach(),
+            learned_loss=learned,
             base_grads=grads,
             new_params=tuple(p.detach() for p in new_params),
             new_state=new_state,

@@ -20,6 +20,7 @@ from adaloss.batches import all_finite as _all_finite
 from adaloss.batches import all_finite_and_value as _all_finite_and_value
 from adaloss.batches import check_batch
 from adaloss.checkpoint import check_state_dict
+from adaloss.distributed import unwrap
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, grads_or_zeros
 from adaloss.inner import DifferentiableUpdate
 from adaloss.lookalike import OptimizerLookAlike
@@ -69,6 +70,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        model, self.replicas = unwrap(model)  # a DDP model: its module and its ranks
         if not isinstance(task, Task):
             raise TypeError(f"task must be an adaloss Task, got {type(task).__name__}")
         if not isinstance(meta_every, int) or meta_every < 1:
@@ -98,6 +100,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         self._task_loss_ema: float | None = None
         self._divergence_warned = False
         self._init_optimizer_api()
+        self.replicas.broadcast_(meta_params)  # ϕ starts as rank 0's, as DDP does for θ
 
     @property
     def device(self) -> torch.device:
@@ -106,7 +109,13 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
 
     # -- checks ---------------------------------------------------------------------------
     def _check_batch(self, x, y, x_val, y_val) -> tuple[torch.Tensor, torch.Tensor]:
-        """``check_batch`` against this wrapper's task and parameters; the meta batch."""
+        """``check_batch`` against this wrapper's task and parameters; the meta batch.
+
+        Data-parallel: a batch rejected on one rank is rejected on every rank.
+        """
+        return self.replicas.check_everywhere(self._check_local_batch, x, y, x_val, y_val)
+
+    def _check_local_batch(self, x, y, x_val, y_val) -> tuple[torch.Tensor, torch.Tensor]:
         return check_batch(self.task, self.update.params(), x, y, x_val, y_val)
 
     # -- the step -------------------------------------------------------------------------
@@ -126,6 +135,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
             x_val=x_val,
             y_val=y_val,
             rng=rng,
+            replicas=self.replicas,
         )
 
     def _base_loss_module(self) -> nn.Module:
@@ -148,6 +158,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         rng = RNGReplay(self.device)
         tx.save_rng(rng)
         tx.save_buffers()
+        self.replicas.sync_buffers_(self.model)  # rank 0's running statistics, as DDP's forward
         out = self.model(x)
         self.task.check_outputs(out, x.shape[0])
         self._prepare_step_loss(out, y)
@@ -287,6 +298,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
             if self._task_weight is not None:  # the guard's share of the task loss
                 learned = learned + self._task_weight * self.task.loss(out, y)
             grads = grads_or_zeros(torch.autograd.grad(learned, params, allow_unused=True), params)
+            learned, *grads = self.replicas.mean((learned.detach(), *grads))  # the whole batch's
             if not _all_finite([learned]):
                 return self._reject(tx, "the learned loss")
             if not _all_finite(grads):

@@ -8,11 +8,12 @@ state and the meta step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from adaloss.distributed import Replicas
 from adaloss.inner import DifferentiableUpdate, NewState
 from adaloss.modelcalls import RNGReplay, call, running_stats_frozen
 from adaloss.tasks import Task
@@ -37,6 +38,7 @@ class MetaStep:
     y_val: torch.Tensor
     rng: RNGReplay  # RNG state before the training forward
     task_weight: torch.Tensor | None = None  # the guard's constant weight of L_T in the base loss
+    replicas: Replicas = field(default_factory=Replicas)  # the ranks whose batches add up
 
     def learned_loss(self, out: torch.Tensor) -> torch.Tensor:
         """The base objective: M_ϕ (as the guard scaled it), plus c·L_T when the guard says."""
@@ -85,8 +87,12 @@ def meta_gradient(objective: torch.Tensor, meta_params: list[nn.Parameter]) -> T
 
 
 def validation_gradient(step: MetaStep, new_params: Tensors) -> tuple[torch.Tensor, Tensors]:
-    """L_T at θ_{t+1} on the validation batch and v = ∇_θ L_T there, cut from ϕ's graph."""
+    """L_T at θ_{t+1} on the validation batch and v = ∇_θ L_T there, cut from ϕ's graph.
+
+    Both are the whole batch's: averaged over the ranks of a data-parallel run.
+    """
     leaves = tuple(p.detach().requires_grad_() for p in new_params)
     task_loss = step.validation_loss(leaves)
     v = grads_or_zeros(torch.autograd.grad(task_loss, leaves, allow_unused=True), leaves)
-    return task_loss.detach(), v
+    task_loss, *v = step.replicas.mean((task_loss.detach(), *v))
+    return task_loss, tuple(v)

@@ -104,6 +104,8 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
     grads = grads_or_zeros(
         torch.autograd.grad(out, step.params, grad_outputs=h.detach(), allow_unused=True), params
     )
+    learned_mean, *grads = step.replicas.mean((learned.detach(), *grads))  # the whole batch's g
+    grads = tuple(grads)
     update = step.update.function(params)
     scales = step.update.gradient_scales()
     if scales is None:  # Adam / AdamW: nonlinear in g, differentiate TorchOpt's update
@@ -119,9 +121,10 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
 
     model_jvp = _model_jvp if jvp_method == "autograd" else _model_jvp_finite_difference
     u = model_jvp(step, params, tuple(w))
-    meta_grads = meta_gradient((h * u.reshape(h.shape)).sum(), step.meta_params)
+    # Each rank's ⟨J_r w, h_r⟩ is its shard's share of the whole batch's: their mean.
+    meta_grads = step.replicas.mean(meta_gradient((h * u.reshape(h.shape)).sum(), step.meta_params))
     return Hypergradient(
-        learned_loss=learned.detach(),
+        learned_loss=learned_mean,
         base_grads=grads,
         new_params=tuple(p.detach() for p in new_params),
         new_state=new_state,
