@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from adaloss.distributed import Replicas
+from adaloss.precision import widened
 from adaloss.tasks import Task
 
 
@@ -54,10 +55,10 @@ class TrustRegionGuard:
         replicas: Replicas | None = None,
     ):
         """(s, c): the learned loss's scale and the task loss's weight for this step."""
-        with torch.enable_grad():
-            f = out.detach().requires_grad_()
+        with torch.enable_grad(), torch.autocast(out.device.type, enabled=False):
+            f = widened(out.detach()).requires_grad_()
             (h,) = torch.autograd.grad(loss(*task.learned_loss_inputs(f, y)), f)
-            f = out.detach().requires_grad_()
+            f = widened(out.detach()).requires_grad_()
             (g,) = torch.autograd.grad(task.loss(f, y), f)
         tiny = torch.finfo(h.dtype).tiny  # a vanishing gradient: nothing to bound, no 0/0
         # Each rank's h, g are 1/R of the whole batch's rows (means over R× the rows): the

@@ -52,6 +52,10 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         online: ``False`` keeps ϕ fixed after ``initialize()``: the ML3 baseline.
         jvp: ``"autograd"`` (forward-mode AD) or ``"finite_difference"`` (central
             difference, for models with operations that lack forward-mode rules).
+        loss_scale: ``"auto"`` scales the step's backward passes dynamically when it runs
+            under float16 autocast (``adaloss.precision``; overflowing steps are rejected,
+            counted in ``skipped_steps``, and the scale halves), ``"dynamic"`` always,
+            ``None`` never. bfloat16 needs no scaling.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         jvp: str = "autograd",
         recipe: str | Recipe = "default",
         guard: float | bool | None = None,
+        loss_scale: str | None = "auto",
     ) -> None:
         recipe = get_recipe(recipe)
         if guard is not None and guard is not False:
@@ -112,6 +117,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             self.recipe.meta_lr,
             meta_every,
             online,
+            loss_scale,
         )
         self._guarded = self._guarded.to(self.device)
 
@@ -149,7 +155,8 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             lo, hi = self.replicas.span(*target_span(targets))  # all ranks' targets
             if lo <= hi:
                 value_range = widen(lo, hi)
-        self.warm_start_mismatch = warm_start(self.loss, self.task, value_range)
+        with torch.autocast(self.device.type, enabled=False):  # the fit runs in ϕ's dtype
+            self.warm_start_mismatch = warm_start(self.loss, self.task, value_range)
         self.replicas.broadcast_(self.meta_params)  # the fit is deterministic; make sure
         self.started = True
 
