@@ -215,7 +215,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
     def _reject(self, tx: Transaction, what: str) -> StepResult:
         tx.restore_buffers()  # nothing else was written yet
         self.skipped_steps += 1
-        if not self.scaling.after_step(self._loss_scale, overflow=what in OVERFLOWS):
+        if not self.scaling.rejected(self._loss_scale, overflow=what in OVERFLOWS):
             warnings.warn(
                 f"adaloss: step rejected, {what} is not finite; parameters, loss and optimizer "
                 f"states are unchanged ({self.skipped_steps} skipped so far)",
@@ -315,7 +315,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
                 task_weight=self._task_weight,
             )
         self.steps += 1
-        self.scaling.after_step(self._loss_scale, overflow=False)
+        self.scaling.committed(self._loss_scale)
         return result
 
     def _after_commit(self) -> torch.Tensor | None:

@@ -93,13 +93,18 @@ class LossScaling:
         on = self.mode == "dynamic" or (self.mode == "auto" and float16_autocast(device))
         return self.dynamic.scale if on else 1.0
 
-    def after_step(self, scale: float, overflow: bool) -> bool:
-        """Update the scale after a step taken at ``scale``; whether it overflowed (a
-        float16 overflow is expected now and then: the rejection stays quiet)."""
-        if scale == 1.0:
-            return False
-        self.dynamic.update(overflow)
-        return overflow
+    def rejected(self, scale: float, overflow: bool) -> bool:
+        """A step taken at ``scale`` was rejected; whether for a float16 overflow (which
+        halves the scale, and is expected now and then: that rejection stays quiet)."""
+        if scale == 1.0 or not overflow:
+            return False  # a non-finite loss is no overflow: the scale stays
+        self.dynamic.update(overflow=True)
+        return True
+
+    def committed(self, scale: float) -> None:
+        """A step taken at ``scale`` committed: one more clean step toward growth."""
+        if scale != 1.0:
+            self.dynamic.update(overflow=False)
 
     def state_dict(self) -> dict[str, Any]:
         return self.dynamic.state_dict()

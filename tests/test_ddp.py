@@ -143,6 +143,19 @@ def default_recipe_lazy_unroll(env):
     return snapshot(opt, train(env, opt, global_batches(3)))
 
 
+def paper_initialize(env, inner_steps=1):
+    """Algorithm 1 on each rank's shards: the offline phase's meta-gradients average too."""
+    opt = make(env, "forward")
+    batches = global_batches(4)
+    shards = [(env.shard(x), env.shard(y)) for x, y in batches]
+    opt.initialize(shards[:2], shards[2:], steps=3, inner_steps=inner_steps)
+    return snapshot(opt, train(env, opt, batches[:1]))
+
+
+def paper_initialize_unrolled(env):
+    return paper_initialize(env, inner_steps=2)
+
+
 def nan_on_one_rank(env):
     """Rank 0's half of step 2 overflows: the whole step is rejected on every rank."""
     batches = global_batches(3)
@@ -180,6 +193,8 @@ SCENARIOS: dict[str, Callable] = {
         meta_every,
         default_recipe_regression,
         default_recipe_lazy_unroll,
+        paper_initialize,
+        paper_initialize_unrolled,
         nan_on_one_rank,
         meta_lr,
     )

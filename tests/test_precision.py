@@ -131,6 +131,7 @@ def test_a_non_finite_learned_loss_is_no_overflow(float64):
     with pytest.warns(RuntimeWarning, match="step rejected"):
         opt.step(x, y)
     assert opt.skipped_steps == 1 and opt.scaling.dynamic.scale == 2.0**16
+    assert opt.scaling.dynamic.good_steps == 0 and opt.scaling.dynamic.overflows == 0
 
 
 def test_loss_scale_auto_follows_float16_autocast_and_survives_checkpoints():
