@@ -12,6 +12,8 @@ so that ‖s·h‖ ≤ κ‖g‖ (never more than κ times the task loss's force
 batch): a loss that pushes the outputs the wrong way is outvoted by the task loss in
 proportion. s and c are constants to the hypergradient. Cost: two backward passes
 through the loss network and the task loss on the outputs only; no device sync.
+Data-parallel, the norms and the inner product are the whole batch's: each rank's sums
+over its own rows, added over the ranks (one all-reduce of three numbers).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from adaloss.distributed import Replicas
+from adaloss.precision import widened
 from adaloss.tasks import Task
 
 
@@ -42,17 +46,27 @@ class TrustRegionGuard:
             raise ValueError(f"the guard's bound must be > 0, got {bound}")
         self.bound = float(bound)
 
-    def weights(self, loss: nn.Module, task: Task, out: torch.Tensor, y: torch.Tensor):
+    def weights(
+        self,
+        loss: nn.Module,
+        task: Task,
+        out: torch.Tensor,
+        y: torch.Tensor,
+        replicas: Replicas | None = None,
+    ):
         """(s, c): the learned loss's scale and the task loss's weight for this step."""
-        with torch.enable_grad():
-            f = out.detach().requires_grad_()
+        with torch.enable_grad(), torch.autocast(out.device.type, enabled=False):
+            f = widened(out.detach()).requires_grad_()
             (h,) = torch.autograd.grad(loss(*task.learned_loss_inputs(f, y)), f)
-            f = out.detach().requires_grad_()
+            f = widened(out.detach()).requires_grad_()
             (g,) = torch.autograd.grad(task.loss(f, y), f)
         tiny = torch.finfo(h.dtype).tiny  # a vanishing gradient: nothing to bound, no 0/0
-        g_sq = (g * g).sum()
-        scale = (self.bound * g_sq.sqrt() / h.norm().clamp_min(tiny)).clamp(max=1.0)
-        alignment = scale * (h * g).sum() / g_sq.clamp_min(tiny)
+        # Each rank's h, g are 1/R of the whole batch's rows (means over R× the rows): the
+        # factor cancels in every ratio below, so the ranks' plain sums are what one needs.
+        sums = torch.stack([(g * g).sum(), (h * h).sum(), (h * g).sum()])
+        g_sq, h_sq, hg = (replicas or Replicas()).sum([sums])[0]
+        scale = (self.bound * g_sq.sqrt() / h_sq.sqrt().clamp_min(tiny)).clamp(max=1.0)
+        alignment = scale * hg / g_sq.clamp_min(tiny)
         task_weight = (1.0 / self.bound - alignment).clamp(min=0.0)
         return scale.detach(), task_weight.detach()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adaloss.hypergrad import Hypergradient, MetaStep, grads_or_zeros, validation_gradient
+from adaloss.hypergrad import Hypergradient, MetaStep, scaled_grad, validation_gradient
 from adaloss.online import OnlineMetaOptimizer
 from adaloss.tasks import Task
 
@@ -62,13 +62,15 @@ class MetaLROptimizer(OnlineMetaOptimizer):
     def _base_loss_module(self) -> nn.Module:
         return self._task_loss
 
-    def _loss_inputs(self, out, y):
-        return out, y
+    def _base_objective(self, out, y):
+        return self.task.loss(out, y)
 
     def _hypergradient(self, step: MetaStep, out: torch.Tensor) -> Hypergradient:
         learned = self.task.loss(out, step.y)
         params = tuple(p.detach() for p in step.params)
-        grads = grads_or_zeros(torch.autograd.grad(learned, step.params, allow_unused=True), params)
+        grads = scaled_grad(learned, step.params, step.loss_scale)
+        learned, *grads = step.replicas.mean((learned.detach(), *grads))  # across ranks
+        grads = tuple(grads)
         unit_updates, new_state = step.update.function(params, lr=1.0)(grads)
         groups = zip(self.ratios, step.update.groups(), strict=True)
         ratios = [ratio for ratio, group in groups for _ in group]  # one per parameter
@@ -79,7 +81,7 @@ class MetaLROptimizer(OnlineMetaOptimizer):
         task_loss, v = validation_gradient(step, new_params)
         d_lr = sum(r * (vi * u).sum() for r, vi, u in zip(ratios, v, unit_updates, strict=True))
         return Hypergradient(
-            learned_loss=learned.detach(),
+            learned_loss=learned,
             base_grads=grads,
             new_params=tuple(p.detach() for p in new_params),
             new_state=new_state,

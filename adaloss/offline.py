@@ -61,7 +61,10 @@ def _unrolled(learner: Learner, batches, x_val, y_val) -> tuple[Tensors, torch.T
         learner.task.check_outputs(out, x.shape[0])
         _, _, params, previous = unroll.differentiable_step(step, params, out, previous)
     task_loss = step.validation_loss(params)
-    return meta_gradient(task_loss, step.meta_params), task_loss.detach()
+    task_loss, *meta_grads = step.replicas.mean(
+        (task_loss.detach(), *meta_gradient(task_loss, step.meta_params, step.loss_scale))
+    )
+    return tuple(meta_grads), task_loss
 
 
 def run_initialization(

@@ -20,16 +20,19 @@ from adaloss.batches import all_finite as _all_finite
 from adaloss.batches import all_finite_and_value as _all_finite_and_value
 from adaloss.batches import check_batch
 from adaloss.checkpoint import check_state_dict
-from adaloss.hypergrad import Hypergradient, MetaStep, forward, grads_or_zeros
+from adaloss.distributed import unwrap
+from adaloss.hypergrad import Hypergradient, MetaStep, base_objective, forward, scaled_grad
 from adaloss.inner import DifferentiableUpdate
 from adaloss.lookalike import OptimizerLookAlike
 from adaloss.modelcalls import RNGReplay, parameter_names
 from adaloss.offline import Learner, run_initialization
+from adaloss.precision import LossScaling, in_full_precision
 from adaloss.tasks import Task
 from adaloss.transaction import Transaction
 
 ENGINES = ("forward", "unroll")
 DIVERGENCE_FACTOR = 100.0  # warn when the meta-objective's average exceeds its best by this
+OVERFLOWS = ("the base gradient", "the meta-gradient")  # what a too-large loss scale breaks
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,13 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         meta_lr: float,
         meta_every: int,
         online: bool,
+        loss_scale: str | None = "auto",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        self.scaling = LossScaling(loss_scale)  # float16: see adaloss.precision
+        self._loss_scale = 1.0  # S of the step in progress
+        model, self.replicas = unwrap(model)  # a DDP model: its module and its ranks
         if not isinstance(task, Task):
             raise TypeError(f"task must be an adaloss Task, got {type(task).__name__}")
         if not isinstance(meta_every, int) or meta_every < 1:
@@ -98,6 +105,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         self._task_loss_ema: float | None = None
         self._divergence_warned = False
         self._init_optimizer_api()
+        self.replicas.broadcast_(meta_params)  # ϕ starts as rank 0's, as DDP does for θ
 
     @property
     def device(self) -> torch.device:
@@ -106,7 +114,10 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
 
     # -- checks ---------------------------------------------------------------------------
     def _check_batch(self, x, y, x_val, y_val) -> tuple[torch.Tensor, torch.Tensor]:
-        """``check_batch`` against this wrapper's task and parameters; the meta batch."""
+        """``check_batch`` on every rank (one rank's bad batch raises on all); the meta batch."""
+        return self.replicas.check_everywhere(self._check_local_batch, x, y, x_val, y_val)
+
+    def _check_local_batch(self, x, y, x_val, y_val) -> tuple[torch.Tensor, torch.Tensor]:
         return check_batch(self.task, self.update.params(), x, y, x_val, y_val)
 
     # -- the step -------------------------------------------------------------------------
@@ -121,11 +132,13 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
             task_weight=self._task_weight,
             meta_params=self.meta_params,
             task=self.task,
+            loss_scale=self._loss_scale,
             x=x,
             y=y,
             x_val=x_val,
             y_val=y_val,
             rng=rng,
+            replicas=self.replicas,
         )
 
     def _base_loss_module(self) -> nn.Module:
@@ -148,6 +161,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         rng = RNGReplay(self.device)
         tx.save_rng(rng)
         tx.save_buffers()
+        self.replicas.sync_buffers_(self.model)  # rank 0's running statistics, as DDP's forward
         out = self.model(x)
         self.task.check_outputs(out, x.shape[0])
         self._prepare_step_loss(out, y)
@@ -201,12 +215,13 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
     def _reject(self, tx: Transaction, what: str) -> StepResult:
         tx.restore_buffers()  # nothing else was written yet
         self.skipped_steps += 1
-        warnings.warn(
-            f"adaloss: step rejected, {what} is not finite; parameters, loss and optimizer "
-            f"states are unchanged ({self.skipped_steps} skipped so far)",
-            RuntimeWarning,
-            stacklevel=5,
-        )
+        if not self.scaling.rejected(self._loss_scale, overflow=what in OVERFLOWS):
+            warnings.warn(
+                f"adaloss: step rejected, {what} is not finite; parameters, loss and optimizer "
+                f"states are unchanged ({self.skipped_steps} skipped so far)",
+                RuntimeWarning,
+                stacklevel=5,
+            )
         return StepResult(
             learned_loss=torch.tensor(float("nan")),
             task_loss=None,
@@ -256,6 +271,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
 
     def _step(self, x, y, x_val, y_val, tx: Transaction) -> StepResult:
         params = self.update.params()
+        self._loss_scale = self.scaling.scale_for(self.device)
         if self.online and self.steps % self.meta_every == 0:
             hg, _ = self._forward_and_hypergradient(x, y, x_val, y_val, tx)
             checks = (
@@ -283,10 +299,9 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
             self._watch_divergence(task_loss)
         else:
             out, _ = self._forward(x, y, tx)
-            learned = self._base_loss_module()(*self._loss_inputs(out, y))
-            if self._task_weight is not None:  # the guard's share of the task loss
-                learned = learned + self._task_weight * self.task.loss(out, y)
-            grads = grads_or_zeros(torch.autograd.grad(learned, params, allow_unused=True), params)
+            learned = self._base_objective(out, y)
+            grads = scaled_grad(learned, params, self._loss_scale)
+            learned, *grads = self.replicas.mean((learned.detach(), *grads))  # the whole batch's
             if not _all_finite([learned]):
                 return self._reject(tx, "the learned loss")
             if not _all_finite(grads):
@@ -300,14 +315,17 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
                 task_weight=self._task_weight,
             )
         self.steps += 1
+        self.scaling.committed(self._loss_scale)
         return result
 
     def _after_commit(self) -> torch.Tensor | None:
         """Hook: bookkeeping of a committed step; returns the guard's loss scale, if any."""
         return None
 
-    def _loss_inputs(self, out, y):
-        return self.task.learned_loss_inputs(out, y)
+    def _base_objective(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The plain step's loss: as the engines' (``MetaStep.learned_loss``), in float32."""
+        loss, weight = self._base_loss_module(), self._task_weight
+        return in_full_precision(base_objective, out, y, loss, self.task, weight)
 
     def _plain_update(self, params, grads, tx: Transaction) -> None:
         """A step of the base optimizer itself (torch's own kernels) with the given gradients."""
@@ -378,6 +396,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
             "meta_optimizer": self.meta_optimizer.state_dict() if self.meta_optimizer else None,
             "steps": self.steps,
             "skipped_steps": self.skipped_steps,
+            "loss_scale": self.scaling.state_dict(),
             **self._extra_state(),
         }
         for hook in self._optimizer_state_dict_post_hooks.values():
@@ -416,6 +435,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
                 self.steps = state_dict["steps"]
                 self.skipped_steps = state_dict["skipped_steps"]
                 self._load_extra_state(state_dict)
+                self.scaling.load_state_dict(state_dict.get("loss_scale"))
                 self._after_meta_step()
             except BaseException:
                 base.state, base.param_groups = saved_base

@@ -24,7 +24,7 @@ from adaloss.online import ENGINES, OnlineMetaOptimizer
 from adaloss.recipes import Recipe, get_recipe
 from adaloss.tasks import Regression, Task
 from adaloss.transaction import Transaction
-from adaloss.warmstart import DEFAULT_RANGE, target_range, warm_start
+from adaloss.warmstart import DEFAULT_RANGE, target_span, warm_start, widen
 
 
 class MetaLossOptimizer(OnlineMetaOptimizer):
@@ -52,6 +52,10 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         online: ``False`` keeps ϕ fixed after ``initialize()``: the ML3 baseline.
         jvp: ``"autograd"`` (forward-mode AD) or ``"finite_difference"`` (central
             difference, for models with operations that lack forward-mode rules).
+        loss_scale: ``"auto"`` scales the step's backward passes dynamically when it runs
+            under float16 autocast (``adaloss.precision``; overflowing steps are rejected,
+            counted in ``skipped_steps``, and the scale halves), ``"dynamic"`` always,
+            ``None`` never. bfloat16 needs no scaling.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         jvp: str = "autograd",
         recipe: str | Recipe = "default",
         guard: float | bool | None = None,
+        loss_scale: str | None = "auto",
     ) -> None:
         recipe = get_recipe(recipe)
         if guard is not None and guard is not False:
@@ -112,6 +117,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             self.recipe.meta_lr,
             meta_every,
             online,
+            loss_scale,
         )
         self._guarded = self._guarded.to(self.device)
 
@@ -122,7 +128,9 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
 
     def _prepare_step_loss(self, out: torch.Tensor, y: torch.Tensor) -> None:
         if self.guard is not None:
-            self._scale, self._task_weight = self.guard.weights(self.loss, self.task, out, y)
+            self._scale, self._task_weight = self.guard.weights(
+                self.loss, self.task, out, y, self.replicas
+            )
 
     def _base_loss_module(self) -> nn.Module:
         return self.loss if self._scale is None else ScaledLoss(self.loss, self._scale)
@@ -143,9 +151,13 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
 
     def _warm_start(self, targets: list[torch.Tensor]) -> None:
         value_range = DEFAULT_RANGE
-        if isinstance(self.task, Regression) and targets:
-            value_range = target_range(targets)
-        self.warm_start_mismatch = warm_start(self.loss, self.task, value_range)
+        if isinstance(self.task, Regression):
+            lo, hi = self.replicas.span(*target_span(targets))  # all ranks' targets
+            if lo <= hi:
+                value_range = widen(lo, hi)
+        with torch.autocast(self.device.type, enabled=False):  # the fit runs in ϕ's dtype
+            self.warm_start_mismatch = warm_start(self.loss, self.task, value_range)
+        self.replicas.broadcast_(self.meta_params)  # the fit is deterministic; make sure
         self.started = True
 
     def initialize(
@@ -180,7 +192,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             targets = []
             if train_batches is not None and isinstance(self.task, Regression):
                 for x, y in train_batches:
-                    self._check_batch(x, y, None, None)
+                    self._check_local_batch(x, y, None, None)
                     targets.append(y)
                     if len(targets) == 10:
                         break

@@ -22,12 +22,23 @@ from adaloss.tasks import Regression, Task
 DEFAULT_RANGE = (-0.5, 1.5)  # regression, when no targets are seen: targets scaled to [0, 1]
 
 
-def target_range(targets: Iterable[torch.Tensor], margin: float = 0.5) -> tuple[float, float]:
-    """The targets' span, widened by ``margin`` of it on each side (predictions stray)."""
-    lo = min(float(t.min()) for t in targets)
-    hi = max(float(t.max()) for t in targets)
+def target_span(targets: Iterable[torch.Tensor]) -> tuple[float, float]:
+    """(smallest, largest) target; (inf, -inf) for no targets."""
+    targets = [t for t in targets if t.numel()]
+    lo = min((float(t.min()) for t in targets), default=float("inf"))
+    hi = max((float(t.max()) for t in targets), default=float("-inf"))
+    return lo, hi
+
+
+def widen(lo: float, hi: float, margin: float = 0.5) -> tuple[float, float]:
+    """``[lo, hi]`` widened by ``margin`` of its width on each side (predictions stray)."""
     span = max(hi - lo, 1e-6)
     return lo - margin * span, hi + margin * span
+
+
+def target_range(targets: Iterable[torch.Tensor], margin: float = 0.5) -> tuple[float, float]:
+    """The targets' span, widened by ``margin`` of it on each side."""
+    return widen(*target_span(targets), margin)
 
 
 def _slopes(loss: nn.Module, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

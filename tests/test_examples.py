@@ -52,3 +52,20 @@ def test_mnist_example_dry_run_reads_local_files(tmp_path, monkeypatch, capsys):
     assert "Train Epoch: 1 [0/36 (0%)]\tLearned loss:" in out
     assert "Test set: Average loss:" in out and "/12 (" in out
     assert test_loss > 0 and 0.0 <= accuracy <= 1.0
+
+
+@pytest.mark.slow
+def test_ddp_example_runs_under_torchrun(tmp_path):
+    """examples/ddp_train.py under torchrun, 2 gloo ranks on CPU: ranks stay identical."""
+    import subprocess
+    import sys
+
+    checkpoint = tmp_path / "ddp.pt"
+    example = str(EXAMPLES / "ddp_train.py")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+               example, "--steps", "10", "--save", str(checkpoint)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 ranks, global batch 64: test error rate" in done.stdout
+    assert "largest difference of θ and ϕ between ranks: 0.0e+00" in done.stdout
+    assert checkpoint.exists()

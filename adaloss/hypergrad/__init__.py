@@ -8,13 +8,15 @@ state and the meta step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from adaloss.distributed import Replicas
 from adaloss.inner import DifferentiableUpdate, NewState
 from adaloss.modelcalls import RNGReplay, call, running_stats_frozen
+from adaloss.precision import in_full_precision
 from adaloss.tasks import Task
 
 Tensors = tuple[torch.Tensor, ...]
@@ -37,13 +39,14 @@ class MetaStep:
     y_val: torch.Tensor
     rng: RNGReplay  # RNG state before the training forward
     task_weight: torch.Tensor | None = None  # the guard's constant weight of L_T in the base loss
+    replicas: Replicas = field(default_factory=Replicas)  # the ranks whose batches add up
+    loss_scale: float = 1.0  # S: backward passes through the model run at S× (float16)
 
     def learned_loss(self, out: torch.Tensor) -> torch.Tensor:
         """The base objective: M_ϕ (as the guard scaled it), plus c·L_T when the guard says."""
-        value = self.loss(*self.task.learned_loss_inputs(out, self.y))
-        if self.task_weight is not None:
-            value = value + self.task_weight * self.task.loss(out, self.y)
-        return value
+        return in_full_precision(
+            base_objective, out, self.y, self.loss, self.task, self.task_weight
+        )
 
     def validation_loss(self, new_params: Tensors) -> torch.Tensor:
         """L_T on the validation batch at θ_{t+1}; BatchNorm statistics stay as they are.
@@ -68,6 +71,31 @@ class Hypergradient:
     meta_grads: Tensors  # dL_T/dϕ
 
 
+def base_objective(out, y, loss: nn.Module, task: Task, task_weight=None) -> torch.Tensor:
+    """M_ϕ(y, out), plus ``task_weight``·L_T when the guard mixes the task loss in."""
+    value = loss(*task.learned_loss_inputs(out, y))
+    if task_weight is not None:
+        value = value + task_weight * task.loss(out, y)
+    return value
+
+
+def scaled_grad(outputs, inputs, scale: float = 1.0, grad_outputs=None, create_graph=False):
+    """``torch.autograd.grad`` (None -> zeros) of ``scale``× the objective, divided by
+    ``scale``: loss scaling for float16 backward passes (exact for powers of two)."""
+    if scale != 1.0:
+        if grad_outputs is None:
+            outputs = outputs * scale
+        else:
+            grad_outputs = grad_outputs * scale
+    grads = grads_or_zeros(
+        torch.autograd.grad(
+            outputs, inputs, grad_outputs, create_graph=create_graph, allow_unused=True
+        ),
+        inputs,
+    )
+    return grads if scale == 1.0 else tuple(g / scale for g in grads)
+
+
 def grads_or_zeros(grads, inputs) -> Tensors:
     """``torch.autograd.grad(..., allow_unused=True)`` with None replaced by zeros."""
     return tuple(
@@ -75,18 +103,22 @@ def grads_or_zeros(grads, inputs) -> Tensors:
     )
 
 
-def meta_gradient(objective: torch.Tensor, meta_params: list[nn.Parameter]) -> Tensors:
+def meta_gradient(
+    objective: torch.Tensor, meta_params: list[nn.Parameter], scale: float = 1.0
+) -> Tensors:
     """d objective / dϕ; empty for a parameter-free loss (then only θ moves)."""
     if not meta_params:
         return ()
-    return grads_or_zeros(
-        torch.autograd.grad(objective, meta_params, allow_unused=True), meta_params
-    )
+    return scaled_grad(objective, meta_params, scale)
 
 
 def validation_gradient(step: MetaStep, new_params: Tensors) -> tuple[torch.Tensor, Tensors]:
-    """L_T at θ_{t+1} on the validation batch and v = ∇_θ L_T there, cut from ϕ's graph."""
+    """L_T at θ_{t+1} on the validation batch and v = ∇_θ L_T there, cut from ϕ's graph.
+
+    Both are the whole batch's: averaged over the ranks of a data-parallel run.
+    """
     leaves = tuple(p.detach().requires_grad_() for p in new_params)
     task_loss = step.validation_loss(leaves)
-    v = grads_or_zeros(torch.autograd.grad(task_loss, leaves, allow_unused=True), leaves)
-    return task_loss.detach(), v
+    v = scaled_grad(task_loss, leaves, step.loss_scale)
+    task_loss, *v = step.replicas.mean((task_loss.detach(), *v))
+    return task_loss, tuple(v)

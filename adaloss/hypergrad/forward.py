@@ -21,11 +21,12 @@ from adaloss.hypergrad import (
     Hypergradient,
     MetaStep,
     Tensors,
-    grads_or_zeros,
     meta_gradient,
+    scaled_grad,
     validation_gradient,
 )
 from adaloss.modelcalls import call, running_stats_frozen
+from adaloss.precision import widened
 
 JVP_METHODS = ("autograd", "finite_difference")
 
@@ -97,13 +98,14 @@ def _model_jvp_finite_difference(
 def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd") -> Hypergradient:
     """Exact dL_T(θ_{t+1}(ϕ))/dϕ for one base step, in forward mode."""
     # h(ϕ) = ∂M_ϕ/∂f, kept differentiable in ϕ; the graph spans only the loss network.
-    f = out.detach().requires_grad_()
+    # Under autocast h stays float32 (the loss network's precision), cast only for J_fᵀ h.
+    f = widened(out.detach()).requires_grad_()
     learned = step.learned_loss(f)
     (h,) = torch.autograd.grad(learned, f, create_graph=True)
     params = tuple(p.detach() for p in step.params)
-    grads = grads_or_zeros(
-        torch.autograd.grad(out, step.params, grad_outputs=h.detach(), allow_unused=True), params
-    )
+    grads = scaled_grad(out, step.params, step.loss_scale, grad_outputs=h.detach().to(out.dtype))
+    learned_mean, *grads = step.replicas.mean((learned.detach(), *grads))  # the whole batch's g
+    grads = tuple(grads)
     update = step.update.function(params)
     scales = step.update.gradient_scales()
     if scales is None:  # Adam / AdamW: nonlinear in g, differentiate TorchOpt's update
@@ -118,10 +120,13 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
     del v
 
     model_jvp = _model_jvp if jvp_method == "autograd" else _model_jvp_finite_difference
-    u = model_jvp(step, params, tuple(w))
-    meta_grads = meta_gradient((h * u.reshape(h.shape)).sum(), step.meta_params)
+    scale = step.loss_scale  # float16 tangents underflow as gradients do: scale them too
+    u = widened(model_jvp(step, params, tuple(w if scale == 1.0 else [t * scale for t in w])))
+    u = u if scale == 1.0 else u / scale
+    # Each rank's ⟨J_r w, h_r⟩ is its shard's share of the whole batch's: their mean.
+    meta_grads = step.replicas.mean(meta_gradient((h * u.reshape(h.shape)).sum(), step.meta_params))
     return Hypergradient(
-        learned_loss=learned.detach(),
+        learned_loss=learned_mean,
         base_grads=grads,
         new_params=tuple(p.detach() for p in new_params),
         new_state=new_state,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from adaloss.hypergrad import Hypergradient, MetaStep, Tensors, grads_or_zeros, meta_gradient
+from adaloss.hypergrad import Hypergradient, MetaStep, Tensors, meta_gradient, scaled_grad
 from adaloss.inner import NewState
 
 COMPILED_MODEL = (
@@ -27,9 +27,10 @@ def differentiable_step(
     ``previous`` chains the optimizer state of an earlier differentiable step.
     """
     learned = step.learned_loss(out)
-    grads = grads_or_zeros(
-        torch.autograd.grad(learned, params, create_graph=True, allow_unused=True), params
-    )
+    grads = scaled_grad(learned, params, step.loss_scale, create_graph=True)
+    # The whole batch's g across ranks, inside the graph: the backward averages as well.
+    learned, *grads = step.replicas.mean_differentiable((learned, *grads))
+    grads = tuple(grads)
     updates, new_state = step.update.function(params, previous=previous)(grads)
     new_params = tuple(p + u for p, u in zip(params, updates, strict=True))
     return learned, grads, new_params, new_state
@@ -39,12 +40,13 @@ def hypergradient(step: MetaStep, out: torch.Tensor) -> Hypergradient:
     """One-step unrolled hypergradient dL_T(θ_{t+1}(ϕ))/dϕ."""
     learned, grads, new_params, new_state = differentiable_step(step, tuple(step.params), out)
     task_loss = step.validation_loss(new_params)
-    meta_grads = meta_gradient(task_loss, step.meta_params)
+    meta_grads = meta_gradient(task_loss, step.meta_params, step.loss_scale)
+    task_loss, *meta_grads = step.replicas.mean((task_loss.detach(), *meta_grads))
     return Hypergradient(
         learned_loss=learned.detach(),
         base_grads=tuple(g.detach() for g in grads),
         new_params=tuple(p.detach() for p in new_params),
         new_state=new_state,
-        task_loss=task_loss.detach(),
-        meta_grads=meta_grads,
+        task_loss=task_loss,
+        meta_grads=tuple(meta_grads),
     )

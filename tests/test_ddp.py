@@ -1,0 +1,348 @@
+"""DistributedDataParallel: 2 gloo ranks on CPU step exactly as one process on both shards.
+
+One spawn runs every scenario on 2 ranks (each rank its own half of every batch, float64);
+the same scenario functions run here in one process on the concatenated batches. θ, ϕ, the
+reported losses and the counters must agree to 1e-10 relative, and be identical across the
+ranks. Per-rank BatchNorm and SyncBatchNorm (which torch refuses on CPU) are checked for
+what they are.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import warnings
+from collections.abc import Callable
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+import adaloss
+
+WORLD = 2
+SHARD = 4  # rows per rank and batch
+RTOL = 1e-10
+
+
+class Poisonable(nn.Module):
+    """A small MLP whose output turns NaN on rows with x[:, 0] = 1000 (exp overflows)."""
+
+    def __init__(self, outputs: int = 3, batchnorm: bool = False) -> None:
+        super().__init__()
+        norm = [nn.BatchNorm1d(12)] if batchnorm else []
+        self.net = nn.Sequential(nn.Linear(6, 12), *norm, nn.Tanh(), nn.Linear(12, outputs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x) + 0 * torch.exp(x[:, :1])
+
+
+class Env:
+    """How a scenario sees the world: its shard of a global batch, and how to wrap a model."""
+
+    def __init__(self, rank: int = 0, world: int = 1) -> None:
+        self.rank, self.world = rank, world
+
+    def shard(self, t: torch.Tensor) -> torch.Tensor:
+        return t.chunk(self.world)[self.rank] if self.world > 1 else t
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        return DistributedDataParallel(model) if self.world > 1 else model
+
+
+def global_batches(steps: int, outputs: int = 3, regression: bool = False, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(steps):
+        x = torch.randn(WORLD * SHARD, 6, generator=g, dtype=torch.float64)
+        if regression:  # the ranks' targets lie apart: the warm start must see both
+            y = torch.rand(WORLD * SHARD, outputs, generator=g, dtype=torch.float64)
+            y[SHARD:] += 5.0
+        else:
+            y = torch.randint(0, outputs, (WORLD * SHARD,), generator=g)
+        out.append((x, y))
+    return out
+
+
+class Run(list):
+    """Step results, and ϕ before the first step."""
+
+    def __init__(self, opt) -> None:
+        super().__init__()
+        self.phi0 = [p.detach().clone() for p in opt.meta_params]
+
+
+def snapshot(opt, results: Run) -> dict:
+    moved = [(a - b).abs().max() for a, b in zip(opt.meta_params, results.phi0, strict=True)]
+    return {
+        "phi_moved": float(max(moved)),
+        "theta": [p.detach().clone() for p in opt.model.parameters()],
+        "phi": [p.detach().clone() for p in opt.meta_params],
+        "learned": [float(r.learned_loss) for r in results],
+        "task": [None if r.task_loss is None else float(r.task_loss) for r in results],
+        "skipped": [r.skipped for r in results],
+        "steps": opt.steps,
+        "skipped_steps": opt.skipped_steps,
+        "guarded": getattr(opt, "guarded_steps", None),
+    }
+
+
+def train(env: Env, opt, batches, val: bool = True) -> Run:
+    results = Run(opt)
+    for x, y in batches:
+        x, y = env.shard(x), env.shard(y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the rejection's warning
+            results.append(opt.step(x, y, x.flip(0), y.flip(0)) if val else opt.step(x, y))
+    return results
+
+
+def make(env: Env, hypergrad="forward", optimizer="adam", outputs=3, **kwargs):
+    torch.manual_seed(0)
+    model = env.wrap(Poisonable(outputs).double())
+    base = {
+        "adam": lambda p: torch.optim.Adam(p, lr=1e-2),
+        "momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+    }[optimizer](model.parameters())
+    task = adaloss.Regression(outputs) if kwargs.pop("regression", False) else None
+    kwargs.setdefault("recipe", "paper")
+    kwargs.setdefault("meta_lr", 1e-2)
+    return adaloss.MetaLossOptimizer(
+        model, base, task or adaloss.Classification(outputs), hypergrad=hypergrad, **kwargs
+    )
+
+
+def forward_engine(env):
+    opt = make(env, "forward")
+    return snapshot(opt, train(env, opt, global_batches(3)))
+
+
+def unroll_engine(env):
+    opt = make(env, "unroll", optimizer="momentum")
+    return snapshot(opt, train(env, opt, global_batches(3)))
+
+
+def meta_every(env):
+    opt = make(env, "forward", meta_every=2)
+    return snapshot(opt, train(env, opt, global_batches(4), val=False))
+
+
+def default_recipe_regression(env):
+    """initialize() warm-starts from both ranks' targets; a tight guard acts on every step."""
+    opt = make(env, "forward", recipe="default", outputs=2, regression=True, guard=0.5)
+    batches = global_batches(3, outputs=2, regression=True)
+    opt.initialize([(env.shard(x), env.shard(y)) for x, y in batches])
+    return snapshot(opt, train(env, opt, batches))
+
+
+def default_recipe_lazy_unroll(env):
+    opt = make(env, "unroll", recipe="default", guard=0.5)
+    return snapshot(opt, train(env, opt, global_batches(3)))
+
+
+def paper_initialize(env, inner_steps=1):
+    """Algorithm 1 on each rank's shards: the offline phase's meta-gradients average too."""
+    opt = make(env, "forward")
+    batches = global_batches(4)
+    shards = [(env.shard(x), env.shard(y)) for x, y in batches]
+    opt.initialize(shards[:2], shards[2:], steps=3, inner_steps=inner_steps)
+    return snapshot(opt, train(env, opt, batches[:1]))
+
+
+def paper_initialize_unrolled(env):
+    return paper_initialize(env, inner_steps=2)
+
+
+def nan_on_one_rank(env):
+    """Rank 0's half of step 2 overflows: the whole step is rejected on every rank."""
+    batches = global_batches(3)
+    batches[1][0][0, 0] = 1000.0  # in rank 0's shard
+    opt = make(env, "forward", guard=0.5)
+    return snapshot(opt, train(env, opt, batches))
+
+
+def meta_lr(env):
+    torch.manual_seed(0)
+    model = env.wrap(Poisonable().double())
+    base = torch.optim.SGD(model.parameters(), lr=0.1)
+    opt = adaloss.MetaLROptimizer(model, base, adaloss.Classification(3), meta_lr=1e-2)
+    return snapshot(opt, train(env, opt, global_batches(3)))
+
+
+def checkpoint(env, directory=None):
+    """3 steps, rank 0 saves, a 4th step; the test resumes the checkpoint in one process."""
+    opt = make(env, "forward", guard=0.5)
+    batches = global_batches(4)
+    train(env, opt, batches[:3])
+    if env.rank == 0 and directory is not None:
+        torch.save(
+            {"model": opt.model.state_dict(), "opt": opt.state_dict()},
+            os.path.join(directory, "checkpoint.pt"),
+        )
+    return snapshot(opt, train(env, opt, batches[3:]))
+
+
+SCENARIOS: dict[str, Callable] = {
+    f.__name__: f
+    for f in (
+        forward_engine,
+        unroll_engine,
+        meta_every,
+        default_recipe_regression,
+        default_recipe_lazy_unroll,
+        paper_initialize,
+        paper_initialize_unrolled,
+        nan_on_one_rank,
+        meta_lr,
+    )
+}
+
+
+def checks_that_raise(env) -> dict:
+    """What each rank saw: errors, warnings, BatchNorm buffers."""
+    seen = {}
+    # A bad batch on rank 0 only: both ranks raise, neither steps, nobody hangs.
+    opt = make(env)
+    x, y = (env.shard(t) for t in global_batches(1)[0])
+    if env.rank == 0:
+        x = x.clone()
+        x[0, 0] = float("nan")
+    try:
+        opt.step(x, y)
+    except ValueError as err:
+        seen["bad_batch"] = (str(err), opt.steps)
+    # A plain model while a 2-rank group exists: a warning.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plain = Poisonable().double()
+        adaloss.MetaLossOptimizer(
+            plain, torch.optim.SGD(plain.parameters(), lr=0.1), adaloss.Classification(3)
+        )
+    seen["warnings"] = [str(w.message) for w in caught if "DistributedDataParallel" in str(w)]
+    # Per-rank BatchNorm: θ and ϕ stay identical; running statistics are rank 0's at each
+    # step's start (DDP's broadcast_buffers) and then move with the rank's own batch.
+    torch.manual_seed(0)
+    model = DistributedDataParallel(Poisonable(batchnorm=True).double())
+    opt = adaloss.MetaLossOptimizer(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), adaloss.Classification(3)
+    )
+    train(env, opt, global_batches(2))
+    bn = model.module.net[1]
+    seen["bn"] = snapshot(opt, Run(opt)) | {"running_mean": bn.running_mean.clone()}
+    # SyncBatchNorm converts, but on CPU torch's DDP refuses to wrap it (GPU modules only).
+    sync = nn.SyncBatchNorm.convert_sync_batchnorm(Poisonable(batchnorm=True).double())
+    try:
+        DistributedDataParallel(sync)
+        seen["sync_bn"] = (type(sync.net[1]).__name__, "wrapped")
+    except ValueError as err:
+        seen["sync_bn"] = (type(sync.net[1]).__name__, str(err))
+    return seen
+
+
+def _worker(rank: int, directory: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{os.path.join(directory, 'rendezvous')}",
+        rank=rank,
+        world_size=WORLD,
+        timeout=datetime.timedelta(seconds=60),  # a mismatched collective fails, never hangs
+    )
+    try:
+        env = Env(rank, WORLD)
+        results = {name: scenario(env) for name, scenario in SCENARIOS.items()}
+        results["checkpoint"] = checkpoint(env, directory)
+        results["raising"] = checks_that_raise(env)
+        torch.save(results, os.path.join(directory, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("ddp"))
+    mp.spawn(_worker, args=(directory,), nprocs=WORLD, join=True)
+    return [torch.load(os.path.join(directory, f"rank{r}.pt")) for r in range(WORLD)], directory
+
+
+def assert_close(got: dict, want: dict) -> None:
+    for key in ("theta", "phi"):
+        a = torch.cat([t.reshape(-1) for t in got[key]])
+        b = torch.cat([t.reshape(-1) for t in want[key]])
+        assert (a - b).abs().max() <= RTOL * b.abs().max(), key
+    for key in ("learned", "task"):
+        for a, b in zip(got[key], want[key], strict=True):
+            if b is None or b != b:  # no meta step, or a rejected step (NaN)
+                assert a is None or a != a, key
+            else:
+                assert abs(a - b) <= RTOL * abs(b), key
+    for key in ("skipped", "steps", "skipped_steps", "guarded"):
+        assert got[key] == want[key], key
+
+
+def assert_rank_identical(per_rank: list[dict]) -> None:
+    for key in ("theta", "phi"):
+        for a, b in zip(per_rank[0][key], per_rank[1][key], strict=True):
+            assert torch.equal(a, b), key
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_two_ranks_step_as_one_process_on_both_shards(ranks, name):
+    results, _ = ranks
+    per_rank = [r[name] for r in results]
+    assert_rank_identical(per_rank)
+    reference = SCENARIOS[name](Env())
+    for got in per_rank:
+        assert_close(got, reference)
+    assert reference["steps"] > 0
+    if name == "nan_on_one_rank":
+        assert reference["skipped"] == [False, True, False]
+    if name.startswith("default_recipe") or name == "nan_on_one_rank":
+        assert reference["guarded"] == reference["steps"]  # the guard acted on every step
+    assert reference["phi_moved"] > 0
+
+
+def test_checkpoint_from_rank_0_resumes_in_one_process(ranks):
+    results, directory = ranks
+    saved = torch.load(os.path.join(directory, "checkpoint.pt"))
+    opt = make(Env(), "forward", guard=0.5)
+    opt.model.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["opt"])
+    resumed = snapshot(opt, train(Env(), opt, global_batches(4)[3:]))
+    assert_rank_identical([r["checkpoint"] for r in results])
+    for got in (r["checkpoint"] for r in results):
+        assert_close(got, resumed)
+
+
+def test_a_bad_batch_on_one_rank_raises_on_every_rank(ranks):
+    results, _ = ranks
+    (own, steps0), (other, steps1) = (r["raising"]["bad_batch"] for r in results)
+    assert "x must be finite" in own
+    assert "another rank rejected its batch" in other
+    assert steps0 == steps1 == 0
+
+
+def test_a_plain_model_in_a_process_group_warns(ranks):
+    results, _ = ranks
+    for r in results:
+        assert len(r["raising"]["warnings"]) == 1
+        assert "not wrapped in DistributedDataParallel" in r["raising"]["warnings"][0]
+
+
+def test_batchnorm_keeps_per_rank_statistics_and_shared_weights(ranks):
+    results, _ = ranks
+    bn = [r["raising"]["bn"] for r in results]
+    assert_rank_identical(bn)
+    # Each rank normalized and tracked its own half: the statistics differ (as under DDP).
+    assert not torch.equal(bn[0]["running_mean"], bn[1]["running_mean"])
+
+
+def test_sync_batchnorm_converts_but_ddp_refuses_it_on_cpu(ranks):
+    results, _ = ranks
+    for r in results:
+        kind, message = r["raising"]["sync_bn"]
+        assert kind == "SyncBatchNorm"
+        assert "SyncBatchNorm layers only work with GPU modules" in message
