@@ -1,0 +1,87 @@
+"""Where does the default recipe's difference from the baseline come from? (issue 12)
+
+Compares, row by row and seed by seed, runs that live in different result folders under
+the same method key (a baseline at twice the learning rate is still ``baseline``), so
+``adaloss table`` (one folder, one key per column) cannot put them side by side:
+
+    python scripts/recipe_mechanism.py                      # selection error (choices)
+    python scripts/recipe_mechanism.py --split test         # read once, for the report
+
+Each cell is the mean over the seeds that did not fail (n in brackets, failures counted),
+and the paired mean difference from the baseline over the seeds both have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+from pathlib import Path
+
+from adaloss.bench.failures import failure
+from adaloss.bench.results import final_error, load_results
+from adaloss.bench.tables import render_table
+
+ROWS = [
+    ("crime", "adaloss_mlp"),
+    ("diabetes", "adaloss_mlp"),
+    ("california", "adaloss_mlp"),
+    ("digits", "adaloss_logistic"),
+    ("digits", "adaloss_mlp"),
+]
+# (column, folder, method key); the first column is the reference of the paired differences.
+COLUMNS = [
+    ("baseline", "results/recipe-confirm", "baseline"),
+    ("baseline, 2× lr", "results/lr-check", "baseline"),
+    ("default (η 1e-3, κ 2)", "results/recipe-confirm", "adalfl_default"),
+    ("η 1e-4, κ 2", "results/recipe-confirm", "adalfl_default_eta0.0001"),
+    ("η 1e-3, κ 1", "results/recipe-shape", "adalfl_default_guard1"),
+    ("Meta-LR", "results/recipe-confirm", "metalr"),
+]
+
+
+def errors_by_seed(root: Path, folder: str, key: str, task: str, model: str, split: str):
+    """{seed: final error, NaN for a failed run} of one method key on one row."""
+    out = {}
+    path = root / folder / task / model / key
+    if path.is_dir():
+        for record in load_results(path):
+            failed = failure(record)
+            out[int(record["seed"])] = math.nan if failed else final_error(record, split)
+    return out
+
+
+def cell(values: dict, reference: dict | None) -> str:
+    finite = [v for v in values.values() if math.isfinite(v)]
+    if not values:
+        return "-"
+    failed = len(values) - len(finite)
+    text = f"{statistics.fmean(finite):.4f}" if finite else "all failed"
+    text += f" (n={len(finite)}" + (f", {failed} failed)" if failed else ")")
+    if reference is not None:
+        diffs = [values[s] - reference[s] for s in values if s in reference]
+        diffs = [d for d in diffs if math.isfinite(d)]
+        wins = sum(d < 0 for d in diffs)
+        if diffs:
+            text += f" {statistics.fmean(diffs):+.4f}, wins {wins}/{len(diffs)}"
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", default="selection", choices=["selection", "test"])
+    parser.add_argument("--root", default=".", help="repository root (results/ below it)")
+    args = parser.parse_args()
+    root = Path(args.root)
+    rows = []
+    for task, model in ROWS:
+        cols = [errors_by_seed(root, f, k, task, model, args.split) for _, f, k in COLUMNS]
+        reference = cols[0]
+        cells = [cell(cols[0], None)] + [cell(c, reference) for c in cols[1:]]
+        rows.append([task, model, *cells])
+    header = ["task", "model", *[name for name, _, _ in COLUMNS]]
+    print("\n".join(render_table(header, rows, markdown=True, n_left=2)))
+
+
+if __name__ == "__main__":
+    main()
