@@ -13,56 +13,9 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 REDUCTIONS = ("mean", "sum", "none")
-
-
-# torch's softplus is linear beyond βx > 20; SmoothLeakyReLU keeps that threshold exactly.
-SOFTPLUS_THRESHOLD = 20.0
-
-
-class _SmoothLeakyReLUFunction(torch.autograd.Function):
-    """γx + (1−γ)·softplus(x; β) with torch's own value and derivatives, without ``log1p``.
-
-    ``F.softplus``'s CPU forward runs an unvectorized ``log1p`` (BENCHMARKS.md, "Speed"):
-    here the value is max(βx, 0) + log(1 + e^−|βx|) with vectorized ops, and the slope is
-    torch's ``softplus_backward`` kernel, which is fast, differentiable again (the unroll
-    engine and the meta-gradient take second derivatives) and identical to what autograd
-    computed for the old formula. Forward mode (``jvp``) and ``vmap`` work through torch.func.
-    """
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: torch.Tensor, beta: float, gamma: float) -> torch.Tensor:
-        bx = x * beta
-        # 1 where softplus uses its smooth branch (βx ≤ threshold), 0 where it is linear:
-        # sign(threshold − βx) + 1, clamped to 1 (a float mask: bool masks are slow on CPU)
-        smooth = (SOFTPLUS_THRESHOLD - bx).sign_().add_(1.0).clamp(max=1.0)
-        tail = bx.abs().neg_().exp_().mul_(smooth).add_(1.0).log_()  # log(1 + e^−|βx|)
-        return bx.clamp(min=0.0).add_(tail).mul_((1.0 - gamma) / beta).add_(x, alpha=gamma)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        x, ctx.beta, ctx.gamma = inputs
-        ctx.save_for_backward(x)
-        ctx.save_for_forward(x)
-
-    @staticmethod
-    def _slope_times(ctx, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """φ'(x)·t, computed as autograd computes the derivative of γx + (1−γ)·softplus."""
-        soft = torch.ops.aten.softplus_backward((1.0 - ctx.gamma) * t, x, ctx.beta, SOFTPLUS_THRESHOLD)
-        return ctx.gamma * t + soft
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        return _SmoothLeakyReLUFunction._slope_times(ctx, x, grad), None, None
-
-    @staticmethod
-    def jvp(ctx, tangent: torch.Tensor, *_):
-        (x,) = ctx.saved_tensors
-        return _SmoothLeakyReLUFunction._slope_times(ctx, x, tangent)
 
 
 class SmoothLeakyReLU(nn.Module):
@@ -78,10 +31,10 @@ class SmoothLeakyReLU(nn.Module):
         self.gamma = float(gamma)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # As torch's softplus, linear where βx > 20: it never overflows, and there the two
-        # branches differ by log1p(e^-20)/β ≈ 2e-9/β, below float32's resolution, so the
-        # function stays C¹ in every practical sense.
-        return _SmoothLeakyReLUFunction.apply(x, self.beta, self.gamma)
+        # torch's softplus switches to x itself where βx > 20: it never overflows, and
+        # there the two branches differ by log1p(e^-20)/β ≈ 2e-9/β, below float32's
+        # resolution, so the function stays C¹ in every practical sense.
+        return self.gamma * x + (1.0 - self.gamma) * F.softplus(x, beta=self.beta)
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}, gamma={self.gamma}"
