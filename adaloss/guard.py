@@ -10,28 +10,14 @@ outputs on the training batch, h = ∂M_ϕ/∂f and g = ∂L_T/∂f, the step tr
 so that ‖s·h‖ ≤ κ‖g‖ (never more than κ times the task loss's force) and
 ⟨∂M̃/∂f, g⟩ ≥ ‖g‖²/κ (at least 1/κ of the task loss's own first-order descent on the
 batch): a loss that pushes the outputs the wrong way is outvoted by the task loss in
-proportion. s and c are constants to the hypergradient. Cost: two backward passes
-through the loss network and the task loss on the outputs only; no device sync.
+proportion. s and c are constants to the hypergradient. Cost: the task loss's gradient
+on the outputs and a few reductions; h comes from the step's own pass through the loss
+network (``adaloss.objective``); no device sync.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
-
-from adaloss.tasks import Task
-
-
-class ScaledLoss(nn.Module):
-    """``scale · loss(pred, target)`` with ``scale`` a constant (detached) tensor."""
-
-    def __init__(self, loss: nn.Module, scale: torch.Tensor) -> None:
-        super().__init__()
-        self.loss = loss
-        self.scale = scale
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.scale * self.loss(pred, target)
 
 
 class TrustRegionGuard:
@@ -42,19 +28,18 @@ class TrustRegionGuard:
             raise ValueError(f"the guard's bound must be > 0, got {bound}")
         self.bound = float(bound)
 
-    def weights(self, loss: nn.Module, task: Task, out: torch.Tensor, y: torch.Tensor):
-        """(s, c): the learned loss's scale and the task loss's weight for this step."""
-        with torch.enable_grad():
-            f = out.detach().requires_grad_()
-            (h,) = torch.autograd.grad(loss(*task.learned_loss_inputs(f, y)), f)
-            f = out.detach().requires_grad_()
-            (g,) = torch.autograd.grad(task.loss(f, y), f)
+    def weights(self, h: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(s, c) from h = ∂M_ϕ/∂f and g = ∂L_T/∂f at the training outputs (both detached).
+
+        The step computes h and g once (``adaloss.objective.evaluate``) and reuses h for
+        its own backward, so the guard adds no pass through the loss network.
+        """
         tiny = torch.finfo(h.dtype).tiny  # a vanishing gradient: nothing to bound, no 0/0
         g_sq = (g * g).sum()
         scale = (self.bound * g_sq.sqrt() / h.norm().clamp_min(tiny)).clamp(max=1.0)
         alignment = scale * (h * g).sum() / g_sq.clamp_min(tiny)
         task_weight = (1.0 / self.bound - alignment).clamp(min=0.0)
-        return scale.detach(), task_weight.detach()
+        return scale, task_weight
 
     def __repr__(self) -> str:
         return f"TrustRegionGuard(bound={self.bound:g})"

@@ -24,6 +24,7 @@ from adaloss.hypergrad import Hypergradient, MetaStep, forward, grads_or_zeros
 from adaloss.inner import DifferentiableUpdate
 from adaloss.lookalike import OptimizerLookAlike
 from adaloss.modelcalls import RNGReplay, parameter_names
+from adaloss.objective import Objective, evaluate
 from adaloss.offline import Learner, run_initialization
 from adaloss.tasks import Task
 from adaloss.transaction import Transaction
@@ -93,7 +94,6 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         self.online = online
         self.steps = 0
         self.skipped_steps = 0
-        self._task_weight: torch.Tensor | None = None  # set per step by a guard
         self._best_task_loss = float("inf")
         self._task_loss_ema: float | None = None
         self._divergence_warned = False
@@ -110,7 +110,9 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         return check_batch(self.task, self.update.params(), x, y, x_val, y_val)
 
     # -- the step -------------------------------------------------------------------------
-    def _meta_step(self, x, y, x_val, y_val, rng: RNGReplay) -> MetaStep:
+    def _meta_step(
+        self, x, y, x_val, y_val, rng: RNGReplay, objective: Objective | None = None
+    ) -> MetaStep:
         params = self.update.params()
         return MetaStep(
             model=self.model,
@@ -118,7 +120,9 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
             params=params,
             update=self.update,
             loss=self._base_loss_module(),
-            task_weight=self._task_weight,
+            loss_scale=objective.loss_scale if objective is not None else None,
+            task_weight=objective.task_weight if objective is not None else None,
+            objective=objective,
             meta_params=self.meta_params,
             task=self.task,
             x=x,
@@ -140,18 +144,28 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
     def _after_meta_step(self) -> None:
         """Hook: runs after ϕ changed (Meta-LR writes the learned rate into param_groups)."""
 
-    def _prepare_step_loss(self, out: torch.Tensor, y: torch.Tensor) -> None:
-        """Hook: runs after the training forward (the learned loss's guard reads the outputs)."""
+    def _objective_weights(self):
+        """Hook: ``weights(h, g) -> (s, c)`` of the base objective (the guard's), or None."""
+        return None
 
-    def _forward(self, x: torch.Tensor, y: torch.Tensor, tx: Transaction):
-        """Training forward: returns (output, RNG before it); ``tx`` saves the buffers first."""
+    def _forward(self, x: torch.Tensor, y: torch.Tensor, tx: Transaction, meta: bool):
+        """Training forward: (output, RNG before it, base objective at the output); ``tx``
+        saves the buffers first. ``meta``: keep h differentiable in ϕ for a meta step."""
         rng = RNGReplay(self.device)
         tx.save_rng(rng)
         tx.save_buffers()
         out = self.model(x)
         self.task.check_outputs(out, x.shape[0])
-        self._prepare_step_loss(out, y)
-        return out, rng
+        objective = evaluate(
+            self._base_loss_module(),
+            self.task,
+            out,
+            y,
+            inputs=self._loss_inputs,
+            weights=self._objective_weights(),
+            differentiable=meta,
+        )
+        return out, rng, objective
 
     def _forward_and_hypergradient(
         self, x, y, x_val, y_val, tx: Transaction | None = None
@@ -166,15 +180,17 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         if tx is None:
             with Transaction(self) as tx:
                 return self._forward_and_hypergradient(x, y, x_val, y_val, tx)
-        out, rng = self._forward(x, y, tx)
+        out, rng, objective = self._forward(x, y, tx, meta=True)
         try:
-            return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), tx
+            hg = self._hypergradient(self._meta_step(x, y, x_val, y_val, rng, objective), out)
         except forward.ForwardModeUnsupported as err:
             self._fall_back_to_unroll(err)
             tx.restore_buffers()
             rng.rewind()
-            out, rng = self._forward(x, y, tx)
-            return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), tx
+            out, rng, objective = self._forward(x, y, tx, meta=True)
+            hg = self._hypergradient(self._meta_step(x, y, x_val, y_val, rng, objective), out)
+        hg.objective = objective
+        return hg, tx
 
     def _watch_divergence(self, task_loss: float) -> None:
         """Warn once when the meta-objective's moving average rises 100-fold above its best.
@@ -255,17 +271,21 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         """Hook: runs inside the step's transaction first (MetaLossOptimizer's lazy start)."""
 
     def _step(self, x, y, x_val, y_val, tx: Transaction) -> StepResult:
+        # One device sync per step (besides the input check's): the finiteness of everything
+        # the step would write, read together with the task loss for the divergence watch.
+        # It stays because the rejection path must change nothing, host state included (step
+        # counters, the meta optimizer's step count, the warning), which a device-side flag
+        # resolved later could not undo; the culprit is named only on failure.
         params = self.update.params()
         if self.online and self.steps % self.meta_every == 0:
             hg, _ = self._forward_and_hypergradient(x, y, x_val, y_val, tx)
+            objective = hg.objective
             checks = (
                 ("the learned loss", [hg.learned_loss]),
                 ("the base gradient", hg.base_grads),
                 ("the updated parameters", hg.new_params),
                 ("the meta-gradient", hg.meta_grads),
             )
-            # One device sync (checks and the task loss for the divergence watch) in the
-            # common case; name the culprit only on failure.
             finite, task_loss = _all_finite_and_value(
                 [t for _, tensors in checks for t in tensors], hg.task_loss
             )
@@ -273,38 +293,34 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
                 what = next(what for what, tensors in checks if not _all_finite(tensors))
                 return self._reject(tx, what)
             self._commit(params, hg.new_params, hg.new_state, hg.meta_grads, tx)
-            result = StepResult(
-                hg.learned_loss,
-                hg.task_loss,
-                meta_updated=bool(self.meta_params),
-                loss_scale=self._after_commit(),
-                task_weight=self._task_weight,
-            )
+            learned, task_loss_tensor, meta_updated = hg.learned_loss, hg.task_loss, True
             self._watch_divergence(task_loss)
         else:
-            out, _ = self._forward(x, y, tx)
-            learned = self._base_loss_module()(*self._loss_inputs(out, y))
-            if self._task_weight is not None:  # the guard's share of the task loss
-                learned = learned + self._task_weight * self.task.loss(out, y)
-            grads = grads_or_zeros(torch.autograd.grad(learned, params, allow_unused=True), params)
-            if not _all_finite([learned]):
-                return self._reject(tx, "the learned loss")
-            if not _all_finite(grads):
-                return self._reject(tx, "the base gradient")
-            self._plain_update(params, grads, tx)
-            result = StepResult(
-                learned.detach(),
-                None,
-                meta_updated=False,
-                loss_scale=self._after_commit(),
-                task_weight=self._task_weight,
+            out, _, objective = self._forward(x, y, tx, meta=False)
+            grads = grads_or_zeros(
+                torch.autograd.grad(
+                    out, params, grad_outputs=objective.output_grad, allow_unused=True
+                ),
+                params,
             )
+            learned, task_loss_tensor, meta_updated = objective.value, None, False
+            checks = (("the learned loss", [learned]), ("the base gradient", grads))
+            if not _all_finite([learned, *grads]):
+                what = next(what for what, tensors in checks if not _all_finite(tensors))
+                return self._reject(tx, what)
+            self._plain_update(params, grads, tx)
+        self._after_commit(objective)
         self.steps += 1
-        return result
+        return StepResult(
+            learned,
+            task_loss_tensor,
+            meta_updated=meta_updated and bool(self.meta_params),
+            loss_scale=objective.loss_scale if objective is not None else None,
+            task_weight=objective.task_weight if objective is not None else None,
+        )
 
-    def _after_commit(self) -> torch.Tensor | None:
-        """Hook: bookkeeping of a committed step; returns the guard's loss scale, if any."""
-        return None
+    def _after_commit(self, objective: Objective | None) -> None:
+        """Hook: bookkeeping of a committed step (the guard's count, on the device)."""
 
     def _loss_inputs(self, out, y):
         return self.task.learned_loss_inputs(out, y)

@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from adaloss.guard import ScaledLoss, TrustRegionGuard
+from adaloss.guard import TrustRegionGuard
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, unroll
 from adaloss.losses import LossNetwork
 from adaloss.modelcalls import is_compiled
+from adaloss.objective import Objective
 from adaloss.online import ENGINES, OnlineMetaOptimizer
 from adaloss.recipes import Recipe, get_recipe
 from adaloss.tasks import Regression, Task
@@ -80,7 +81,6 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         )
         self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)
         self.started = False  # whether the recipe's start (warm start / offline phase) ran
-        self._scale: torch.Tensor | None = None
         self._guarded = torch.zeros((), dtype=torch.long)
         if hypergrad not in ENGINES:
             raise ValueError(f"hypergrad must be one of {ENGINES}, got {hypergrad!r}")
@@ -120,18 +120,16 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         """Committed steps on which the guard acted (scaled M_ϕ down or mixed in L_T)."""
         return int(self._guarded)
 
-    def _prepare_step_loss(self, out: torch.Tensor, y: torch.Tensor) -> None:
-        if self.guard is not None:
-            self._scale, self._task_weight = self.guard.weights(self.loss, self.task, out, y)
+    def _objective_weights(self):
+        return None if self.guard is None else self.guard.weights
 
     def _base_loss_module(self) -> nn.Module:
-        return self.loss if self._scale is None else ScaledLoss(self.loss, self._scale)
+        return self.loss
 
-    def _after_commit(self) -> torch.Tensor | None:
-        if self._scale is not None:
-            acted = (self._scale < 1) | (self._task_weight > 0)
+    def _after_commit(self, objective: Objective | None) -> None:
+        if objective is not None and objective.loss_scale is not None:
+            acted = (objective.loss_scale < 1) | (objective.task_weight > 0)
             self._guarded += acted.to(self._guarded.dtype)  # no device sync
-        return self._scale
 
     def _before_step(self, y: torch.Tensor, tx: Transaction) -> None:
         """With a warm-start recipe and no ``initialize()`` call, the first step warm-starts

@@ -15,6 +15,7 @@ from torch import nn
 
 from adaloss.inner import DifferentiableUpdate, NewState
 from adaloss.modelcalls import RNGReplay, call, running_stats_frozen
+from adaloss.objective import Objective, evaluate, fixed_weights
 from adaloss.tasks import Task
 
 Tensors = tuple[torch.Tensor, ...]
@@ -36,14 +37,28 @@ class MetaStep:
     x_val: torch.Tensor
     y_val: torch.Tensor
     rng: RNGReplay  # RNG state before the training forward
-    task_weight: torch.Tensor | None = None  # the guard's constant weight of L_T in the base loss
+    # The base objective is M̃ = s·M_ϕ + c·L_T; s and c are the guard's, constants to ϕ.
+    loss_scale: torch.Tensor | None = None  # s; None: 1 (no guard)
+    task_weight: torch.Tensor | None = None  # c; None: 0 (no guard)
+    # M̃'s derivatives at the training outputs with these weights, h differentiable in ϕ,
+    # when the step computed them already (the guard needs h too); None: computed here.
+    objective: Objective | None = None
 
     def learned_loss(self, out: torch.Tensor) -> torch.Tensor:
-        """The base objective: M_ϕ (as the guard scaled it), plus c·L_T when the guard says."""
+        """The base objective s·M_ϕ + c·L_T, differentiable in ``out`` and ϕ."""
         value = self.loss(*self.task.learned_loss_inputs(out, self.y))
+        if self.loss_scale is not None:
+            value = self.loss_scale * value
         if self.task_weight is not None:
             value = value + self.task_weight * self.task.loss(out, self.y)
         return value
+
+    def output_objective(self, out: torch.Tensor) -> Objective:
+        """M̃ and its output gradients at ``out``, with h a function of ϕ."""
+        if self.objective is not None:
+            return self.objective
+        weights = fixed_weights(self.loss_scale, self.task_weight)
+        return evaluate(self.loss, self.task, out, self.y, weights=weights, differentiable=True)
 
     def validation_loss(self, new_params: Tensors) -> torch.Tensor:
         """L_T on the validation batch at θ_{t+1}; BatchNorm statistics stay as they are.
@@ -66,6 +81,7 @@ class Hypergradient:
     new_state: NewState
     task_loss: torch.Tensor  # L_T(θ_{t+1}) on the validation batch
     meta_grads: Tensors  # dL_T/dϕ
+    objective: Objective | None = None  # the step's base objective (its weights s, c)
 
 
 def grads_or_zeros(grads, inputs) -> Tensors:

@@ -97,12 +97,13 @@ def _model_jvp_finite_difference(
 def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd") -> Hypergradient:
     """Exact dL_T(θ_{t+1}(ϕ))/dϕ for one base step, in forward mode."""
     # h(ϕ) = ∂M_ϕ/∂f, kept differentiable in ϕ; the graph spans only the loss network.
-    f = out.detach().requires_grad_()
-    learned = step.learned_loss(f)
-    (h,) = torch.autograd.grad(learned, f, create_graph=True)
+    objective = step.output_objective(out)
     params = tuple(p.detach() for p in step.params)
     grads = grads_or_zeros(
-        torch.autograd.grad(out, step.params, grad_outputs=h.detach(), allow_unused=True), params
+        torch.autograd.grad(
+            out, step.params, grad_outputs=objective.output_grad, allow_unused=True
+        ),
+        params,
     )
     update = step.update.function(params)
     scales = step.update.gradient_scales()
@@ -119,9 +120,11 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
 
     model_jvp = _model_jvp if jvp_method == "autograd" else _model_jvp_finite_difference
     u = model_jvp(step, params, tuple(w))
+    # d M̃/dϕ = s·dM_ϕ/dϕ (c·L_T does not depend on ϕ)
+    h = objective.h if step.loss_scale is None else step.loss_scale * objective.h
     meta_grads = meta_gradient((h * u.reshape(h.shape)).sum(), step.meta_params)
     return Hypergradient(
-        learned_loss=learned.detach(),
+        learned_loss=objective.value,
         base_grads=grads,
         new_params=tuple(p.detach() for p in new_params),
         new_state=new_state,
