@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 DEFAULT_METHODS = ("plain", "fixed", "unroll", "forward", "forward/10")
+DEFAULT_MODELS = ("lenet5", "resnet18", "mlp")  # wrn16_8 on request (scripts/gpu_check.sh)
 
 
 @dataclass(frozen=True)
