@@ -76,7 +76,7 @@ class Hypergradient:
     """What an engine computed for one step; nothing is applied yet."""
 
     learned_loss: torch.Tensor
-    base_grads: Tensors
+    base_grads: Tensors  # g, or per-tensor sums of it: all the finiteness check reads
     new_params: Tensors  # θ_{t+1}, detached
     new_state: NewState
     task_loss: torch.Tensor  # L_T(θ_{t+1}) on the validation batch

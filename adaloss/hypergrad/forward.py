@@ -105,12 +105,17 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
         ),
         params,
     )
+    # The step checks g only for finiteness, which per-tensor sums tell as well: keep those
+    # and let g go once the update is formed (one parameter-sized buffer less at the
+    # validation forward's peak; Adam's VJP closure still holds g until w is computed).
+    grad_sums = tuple(g.sum() for g in grads)
     update = step.update.function(params)
     scales = step.update.gradient_scales()
     if scales is None:  # Adam / AdamW: nonlinear in g, differentiate TorchOpt's update
         updates, vjp_update, new_state = vjp(update, grads, has_aux=True)
     else:  # SGD family: ∂U/∂g = c·I per parameter, no VJP machinery needed
         updates, new_state = update(grads)
+    del grads
     new_params = tuple(p + u for p, u in zip(params, updates, strict=True))
     del updates
 
@@ -125,7 +130,7 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
     meta_grads = meta_gradient((h * u.reshape(h.shape)).sum(), step.meta_params)
     return Hypergradient(
         learned_loss=objective.value,
-        base_grads=grads,
+        base_grads=grad_sums,
         new_params=tuple(p.detach() for p in new_params),
         new_state=new_state,
         task_loss=task_loss,
