@@ -87,7 +87,8 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--methods",
         default=",".join(DEFAULT_METHODS),
-        help="comma-separated: plain, forward, unroll, forward/K, unroll/K (meta step every K); "
+        help="comma-separated: plain, fixed (learned loss, ϕ fixed), forward, unroll, forward/K, "
+        "unroll/K (meta step every K); "
         f"default {','.join(DEFAULT_METHODS)}",
     )
     parser.add_argument(
