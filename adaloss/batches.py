@@ -8,6 +8,7 @@ step's input check: shapes, finiteness, targets, and the model's device and dtyp
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -61,12 +62,26 @@ def check_batch(task, params, x, y, x_val, y_val) -> tuple[torch.Tensor, torch.T
                 f"{xname} must have a non-empty batch dimension; got {tuple(xs.shape)}"
             )
         check_placement(params, xname, xs, yname, ys)
-        check_finite(xname, xs)
-        try:
-            task.check_targets(ys, xs.shape[0])
-        except ValueError as err:
-            raise ValueError(f"{yname}: {err}") from None
+        with _named(yname):
+            task.check_target_structure(ys, xs.shape[0])
+    # The values of all four tensors in one device sync; the slow path names the culprit.
+    valid = [task.valid_target_values(ys) for _, _, _, ys in pairs]
+    valid += [torch.isfinite(xs).all() for _, _, xs, _ in pairs if xs.is_floating_point()]
+    if not bool(torch.stack(valid).all()):
+        for xname, yname, xs, ys in pairs:
+            check_finite(xname, xs)
+            with _named(yname):
+                task.check_targets(ys, xs.shape[0])
     return (x, y) if x_val is None else (x_val, y_val)
+
+
+@contextmanager
+def _named(name: str) -> Iterator[None]:
+    """Prefix a ValueError's message with the argument it is about."""
+    try:
+        yield
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from None
 
 
 def check_placement(params, xname: str, xs: torch.Tensor, yname: str, ys: torch.Tensor):

@@ -10,32 +10,18 @@ outputs on the training batch, h = ∂M_ϕ/∂f and g = ∂L_T/∂f, the step tr
 so that ‖s·h‖ ≤ κ‖g‖ (never more than κ times the task loss's force) and
 ⟨∂M̃/∂f, g⟩ ≥ ‖g‖²/κ (at least 1/κ of the task loss's own first-order descent on the
 batch): a loss that pushes the outputs the wrong way is outvoted by the task loss in
-proportion. s and c are constants to the hypergradient. Cost: two backward passes
-through the loss network and the task loss on the outputs only; no device sync.
-Data-parallel, the norms and the inner product are the whole batch's: each rank's sums
-over its own rows, added over the ranks (one all-reduce of three numbers).
+proportion. s and c are constants to the hypergradient. Cost: the task loss's gradient
+on the outputs and a few reductions; h comes from the step's own pass through the loss
+network (``adaloss.objective``); no device sync. Data-parallel, the norms and the inner
+product are the whole batch's: each rank's sums over its own rows, added over the ranks
+(one all-reduce of three numbers, on the device; none on a single process).
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from adaloss.distributed import Replicas
-from adaloss.precision import widened
-from adaloss.tasks import Task
-
-
-class ScaledLoss(nn.Module):
-    """``scale · loss(pred, target)`` with ``scale`` a constant (detached) tensor."""
-
-    def __init__(self, loss: nn.Module, scale: torch.Tensor) -> None:
-        super().__init__()
-        self.loss = loss
-        self.scale = scale
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.scale * self.loss(pred, target)
 
 
 class TrustRegionGuard:
@@ -47,19 +33,14 @@ class TrustRegionGuard:
         self.bound = float(bound)
 
     def weights(
-        self,
-        loss: nn.Module,
-        task: Task,
-        out: torch.Tensor,
-        y: torch.Tensor,
-        replicas: Replicas | None = None,
-    ):
-        """(s, c): the learned loss's scale and the task loss's weight for this step."""
-        with torch.enable_grad(), torch.autocast(out.device.type, enabled=False):
-            f = widened(out.detach()).requires_grad_()
-            (h,) = torch.autograd.grad(loss(*task.learned_loss_inputs(f, y)), f)
-            f = widened(out.detach()).requires_grad_()
-            (g,) = torch.autograd.grad(task.loss(f, y), f)
+        self, h: torch.Tensor, g: torch.Tensor, replicas: Replicas | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(s, c) from h = ∂M_ϕ/∂f and g = ∂L_T/∂f at the training outputs (both detached).
+
+        The step computes h and g once (``adaloss.objective.evaluate``) and reuses h for
+        its own backward, so the guard adds no pass through the loss network. With
+        ``replicas`` (data-parallel) the sums are the whole batch's.
+        """
         tiny = torch.finfo(h.dtype).tiny  # a vanishing gradient: nothing to bound, no 0/0
         # Each rank's h, g are 1/R of the whole batch's rows (means over R× the rows): the
         # factor cancels in every ratio below, so the ranks' plain sums are what one needs.
@@ -68,7 +49,7 @@ class TrustRegionGuard:
         scale = (self.bound * g_sq.sqrt() / h_sq.sqrt().clamp_min(tiny)).clamp(max=1.0)
         alignment = scale * hg / g_sq.clamp_min(tiny)
         task_weight = (1.0 / self.bound - alignment).clamp(min=0.0)
-        return scale.detach(), task_weight.detach()
+        return scale, task_weight
 
     def __repr__(self) -> str:
         return f"TrustRegionGuard(bound={self.bound:g})"

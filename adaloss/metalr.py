@@ -62,13 +62,13 @@ class MetaLROptimizer(OnlineMetaOptimizer):
     def _base_loss_module(self) -> nn.Module:
         return self._task_loss
 
-    def _base_objective(self, out, y):
-        return self.task.loss(out, y)
+    def _loss_inputs(self, out, y):
+        return out, y
 
     def _hypergradient(self, step: MetaStep, out: torch.Tensor) -> Hypergradient:
         learned = self.task.loss(out, step.y)
         params = tuple(p.detach() for p in step.params)
-        grads = scaled_grad(learned, step.params, step.loss_scale)
+        grads = scaled_grad(learned, step.params, step.grad_scale)
         learned, *grads = step.replicas.mean((learned.detach(), *grads))  # across ranks
         grads = tuple(grads)
         unit_updates, new_state = step.update.function(params, lr=1.0)(grads)

@@ -62,7 +62,7 @@ def _unrolled(learner: Learner, batches, x_val, y_val) -> tuple[Tensors, torch.T
         _, _, params, previous = unroll.differentiable_step(step, params, out, previous)
     task_loss = step.validation_loss(params)
     task_loss, *meta_grads = step.replicas.mean(
-        (task_loss.detach(), *meta_gradient(task_loss, step.meta_params, step.loss_scale))
+        (task_loss.detach(), *meta_gradient(task_loss, step.meta_params, step.grad_scale))
     )
     return tuple(meta_grads), task_loss
 

@@ -21,18 +21,19 @@ from adaloss.batches import all_finite_and_value as _all_finite_and_value
 from adaloss.batches import check_batch
 from adaloss.checkpoint import check_state_dict
 from adaloss.distributed import unwrap
-from adaloss.hypergrad import Hypergradient, MetaStep, base_objective, forward, scaled_grad
+from adaloss.hypergrad import Hypergradient, MetaStep, base_gradient, forward
 from adaloss.inner import DifferentiableUpdate
 from adaloss.lookalike import OptimizerLookAlike
 from adaloss.modelcalls import RNGReplay, parameter_names
+from adaloss.objective import Objective, evaluate
 from adaloss.offline import Learner, run_initialization
-from adaloss.precision import LossScaling, in_full_precision
+from adaloss.precision import LossScaling
 from adaloss.tasks import Task
 from adaloss.transaction import Transaction
 
 ENGINES = ("forward", "unroll")
 DIVERGENCE_FACTOR = 100.0  # warn when the meta-objective's average exceeds its best by this
-OVERFLOWS = ("the base gradient", "the meta-gradient")  # what a too-large loss scale breaks
+OVERFLOWS = ("the base gradient", "the meta-gradient")  # what a too-large grad scale breaks
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,12 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         meta_lr: float,
         meta_every: int,
         online: bool,
-        loss_scale: str | None = "auto",
+        grad_scale: str | None = "auto",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-        self.scaling = LossScaling(loss_scale)  # float16: see adaloss.precision
-        self._loss_scale = 1.0  # S of the step in progress
+        self.scaling = LossScaling(grad_scale)  # float16: see adaloss.precision
+        self._grad_scale = 1.0  # S of the step in progress
         model, self.replicas = unwrap(model)  # a DDP model: its module and its ranks
         if not isinstance(task, Task):
             raise TypeError(f"task must be an adaloss Task, got {type(task).__name__}")
@@ -100,7 +101,6 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         self.online = online
         self.steps = 0
         self.skipped_steps = 0
-        self._task_weight: torch.Tensor | None = None  # set per step by a guard
         self._best_task_loss = float("inf")
         self._task_loss_ema: float | None = None
         self._divergence_warned = False
@@ -121,7 +121,9 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         return check_batch(self.task, self.update.params(), x, y, x_val, y_val)
 
     # -- the step -------------------------------------------------------------------------
-    def _meta_step(self, x, y, x_val, y_val, rng: RNGReplay) -> MetaStep:
+    def _meta_step(
+        self, x, y, x_val, y_val, rng: RNGReplay, objective: Objective | None = None
+    ) -> MetaStep:
         params = self.update.params()
         return MetaStep(
             model=self.model,
@@ -129,10 +131,10 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
             params=params,
             update=self.update,
             loss=self._base_loss_module(),
-            task_weight=self._task_weight,
+            objective=objective,  # its weights s, c become the step's
             meta_params=self.meta_params,
             task=self.task,
-            loss_scale=self._loss_scale,
+            grad_scale=self._grad_scale,
             x=x,
             y=y,
             x_val=x_val,
@@ -153,19 +155,22 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
     def _after_meta_step(self) -> None:
         """Hook: runs after ϕ changed (Meta-LR writes the learned rate into param_groups)."""
 
-    def _prepare_step_loss(self, out: torch.Tensor, y: torch.Tensor) -> None:
-        """Hook: runs after the training forward (the learned loss's guard reads the outputs)."""
+    def _objective_weights(self):
+        """Hook: ``weights(h, g) -> (s, c)`` of the base objective (the guard's), or None."""
+        return None
 
-    def _forward(self, x: torch.Tensor, y: torch.Tensor, tx: Transaction):
-        """Training forward: returns (output, RNG before it); ``tx`` saves the buffers first."""
+    def _forward(self, x: torch.Tensor, y: torch.Tensor, tx: Transaction, meta: bool):
+        """Training forward: (output, RNG before it, base objective at the output); ``tx``
+        saves the buffers first. ``meta``: keep h differentiable in ϕ for a meta step."""
         rng = RNGReplay(self.device)
         tx.save_rng(rng)
         tx.save_buffers()
         self.replicas.sync_buffers_(self.model)  # rank 0's running statistics, as DDP's forward
         out = self.model(x)
         self.task.check_outputs(out, x.shape[0])
-        self._prepare_step_loss(out, y)
-        return out, rng
+        loss, weights = self._base_loss_module(), self._objective_weights()
+        objective = evaluate(loss, self.task, out, y, self._loss_inputs, weights, meta)
+        return out, rng, objective
 
     def _forward_and_hypergradient(
         self, x, y, x_val, y_val, tx: Transaction | None = None
@@ -180,15 +185,17 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         if tx is None:
             with Transaction(self) as tx:
                 return self._forward_and_hypergradient(x, y, x_val, y_val, tx)
-        out, rng = self._forward(x, y, tx)
+        out, rng, objective = self._forward(x, y, tx, meta=True)
         try:
-            return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), tx
+            hg = self._hypergradient(self._meta_step(x, y, x_val, y_val, rng, objective), out)
         except forward.ForwardModeUnsupported as err:
             self._fall_back_to_unroll(err)
             tx.restore_buffers()
             rng.rewind()
-            out, rng = self._forward(x, y, tx)
-            return self._hypergradient(self._meta_step(x, y, x_val, y_val, rng), out), tx
+            out, rng, objective = self._forward(x, y, tx, meta=True)
+            hg = self._hypergradient(self._meta_step(x, y, x_val, y_val, rng, objective), out)
+        hg.objective = objective
+        return hg, tx
 
     def _watch_divergence(self, task_loss: float) -> None:
         """Warn once when the meta-objective's moving average rises 100-fold above its best.
@@ -215,7 +222,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
     def _reject(self, tx: Transaction, what: str) -> StepResult:
         tx.restore_buffers()  # nothing else was written yet
         self.skipped_steps += 1
-        if not self.scaling.rejected(self._loss_scale, overflow=what in OVERFLOWS):
+        if not self.scaling.rejected(self._grad_scale, overflow=what in OVERFLOWS):
             warnings.warn(
                 f"adaloss: step rejected, {what} is not finite; parameters, loss and optimizer "
                 f"states are unchanged ({self.skipped_steps} skipped so far)",
@@ -270,18 +277,20 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         """Hook: runs inside the step's transaction first (MetaLossOptimizer's lazy start)."""
 
     def _step(self, x, y, x_val, y_val, tx: Transaction) -> StepResult:
+        # One device sync per step (besides the input check's): the finiteness of all the step
+        # would write, with the task loss for the divergence watch. A rejection must change no
+        # host state (counters, the warning), which a device-side flag read later could not undo.
         params = self.update.params()
-        self._loss_scale = self.scaling.scale_for(self.device)
+        self._grad_scale = self.scaling.scale_for(self.device)
         if self.online and self.steps % self.meta_every == 0:
             hg, _ = self._forward_and_hypergradient(x, y, x_val, y_val, tx)
+            objective = hg.objective
             checks = (
                 ("the learned loss", [hg.learned_loss]),
                 ("the base gradient", hg.base_grads),
                 ("the updated parameters", hg.new_params),
                 ("the meta-gradient", hg.meta_grads),
             )
-            # One device sync (checks and the task loss for the divergence watch) in the
-            # common case; name the culprit only on failure.
             finite, task_loss = _all_finite_and_value(
                 [t for _, tensors in checks for t in tensors], hg.task_loss
             )
@@ -289,43 +298,33 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
                 what = next(what for what, tensors in checks if not _all_finite(tensors))
                 return self._reject(tx, what)
             self._commit(params, hg.new_params, hg.new_state, hg.meta_grads, tx)
-            result = StepResult(
-                hg.learned_loss,
-                hg.task_loss,
-                meta_updated=bool(self.meta_params),
-                loss_scale=self._after_commit(),
-                task_weight=self._task_weight,
-            )
+            learned, task_loss_tensor, meta_updated = hg.learned_loss, hg.task_loss, True
             self._watch_divergence(task_loss)
         else:
-            out, _ = self._forward(x, y, tx)
-            learned = self._base_objective(out, y)
-            grads = scaled_grad(learned, params, self._loss_scale)
-            learned, *grads = self.replicas.mean((learned.detach(), *grads))  # the whole batch's
-            if not _all_finite([learned]):
-                return self._reject(tx, "the learned loss")
-            if not _all_finite(grads):
-                return self._reject(tx, "the base gradient")
+            out, _, objective = self._forward(x, y, tx, meta=False)
+            learned, grads = base_gradient(objective, out, params, self._grad_scale, self.replicas)
+            task_loss_tensor, meta_updated = None, False
+            checks = (("the learned loss", [learned]), ("the base gradient", grads))
+            if not _all_finite([learned, *grads]):
+                what = next(what for what, tensors in checks if not _all_finite(tensors))
+                return self._reject(tx, what)
             self._plain_update(params, grads, tx)
-            result = StepResult(
-                learned.detach(),
-                None,
-                meta_updated=False,
-                loss_scale=self._after_commit(),
-                task_weight=self._task_weight,
-            )
+        self._after_commit(objective)
         self.steps += 1
-        self.scaling.committed(self._loss_scale)
-        return result
+        self.scaling.committed(self._grad_scale)
+        return StepResult(
+            learned,
+            task_loss_tensor,
+            meta_updated=meta_updated and bool(self.meta_params),
+            loss_scale=objective.loss_scale,
+            task_weight=objective.task_weight,
+        )
 
-    def _after_commit(self) -> torch.Tensor | None:
-        """Hook: bookkeeping of a committed step; returns the guard's loss scale, if any."""
-        return None
+    def _after_commit(self, objective: Objective | None) -> None:
+        """Hook: bookkeeping of a committed step (the guard's count, on the device)."""
 
-    def _base_objective(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The plain step's loss: as the engines' (``MetaStep.learned_loss``), in float32."""
-        loss, weight = self._base_loss_module(), self._task_weight
-        return in_full_precision(base_objective, out, y, loss, self.task, weight)
+    def _loss_inputs(self, out, y):
+        return self.task.learned_loss_inputs(out, y)
 
     def _plain_update(self, params, grads, tx: Transaction) -> None:
         """A step of the base optimizer itself (torch's own kernels) with the given gradients."""
@@ -396,7 +395,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
             "meta_optimizer": self.meta_optimizer.state_dict() if self.meta_optimizer else None,
             "steps": self.steps,
             "skipped_steps": self.skipped_steps,
-            "loss_scale": self.scaling.state_dict(),
+            "grad_scale": self.scaling.state_dict(),
             **self._extra_state(),
         }
         for hook in self._optimizer_state_dict_post_hooks.values():
@@ -435,7 +434,9 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
                 self.steps = state_dict["steps"]
                 self.skipped_steps = state_dict["skipped_steps"]
                 self._load_extra_state(state_dict)
-                self.scaling.load_state_dict(state_dict.get("loss_scale"))
+                self.scaling.load_state_dict(
+                    state_dict.get("grad_scale", state_dict.get("loss_scale"))  # older name
+                )
                 self._after_meta_step()
             except BaseException:
                 base.state, base.param_groups = saved_base

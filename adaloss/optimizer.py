@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from adaloss.guard import ScaledLoss, TrustRegionGuard
+from adaloss.guard import TrustRegionGuard
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, unroll
 from adaloss.losses import LossNetwork
 from adaloss.modelcalls import is_compiled
+from adaloss.objective import Objective
 from adaloss.online import ENGINES, OnlineMetaOptimizer
 from adaloss.recipes import Recipe, get_recipe
 from adaloss.tasks import Regression, Task
@@ -52,7 +53,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         online: ``False`` keeps ϕ fixed after ``initialize()``: the ML3 baseline.
         jvp: ``"autograd"`` (forward-mode AD) or ``"finite_difference"`` (central
             difference, for models with operations that lack forward-mode rules).
-        loss_scale: ``"auto"`` scales the step's backward passes dynamically when it runs
+        grad_scale: ``"auto"`` scales the step's backward passes dynamically when it runs
             under float16 autocast (``adaloss.precision``; overflowing steps are rejected,
             counted in ``skipped_steps``, and the scale halves), ``"dynamic"`` always,
             ``None`` never. bfloat16 needs no scaling.
@@ -72,7 +73,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         jvp: str = "autograd",
         recipe: str | Recipe = "default",
         guard: float | bool | None = None,
-        loss_scale: str | None = "auto",
+        grad_scale: str | None = "auto",
     ) -> None:
         recipe = get_recipe(recipe)
         if guard is not None and guard is not False:
@@ -85,7 +86,6 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         )
         self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)
         self.started = False  # whether the recipe's start (warm start / offline phase) ran
-        self._scale: torch.Tensor | None = None
         self._guarded = torch.zeros((), dtype=torch.long)
         if hypergrad not in ENGINES:
             raise ValueError(f"hypergrad must be one of {ENGINES}, got {hypergrad!r}")
@@ -117,7 +117,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             self.recipe.meta_lr,
             meta_every,
             online,
-            loss_scale,
+            grad_scale,
         )
         self._guarded = self._guarded.to(self.device)
 
@@ -126,20 +126,19 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         """Committed steps on which the guard acted (scaled M_ϕ down or mixed in L_T)."""
         return int(self._guarded)
 
-    def _prepare_step_loss(self, out: torch.Tensor, y: torch.Tensor) -> None:
-        if self.guard is not None:
-            self._scale, self._task_weight = self.guard.weights(
-                self.loss, self.task, out, y, self.replicas
-            )
+    def _objective_weights(self):
+        if self.guard is None:
+            return None
+        guard, replicas = self.guard, self.replicas  # data-parallel: the whole batch's sums
+        return lambda h, g: guard.weights(h, g, replicas)
 
     def _base_loss_module(self) -> nn.Module:
-        return self.loss if self._scale is None else ScaledLoss(self.loss, self._scale)
+        return self.loss
 
-    def _after_commit(self) -> torch.Tensor | None:
-        if self._scale is not None:
-            acted = (self._scale < 1) | (self._task_weight > 0)
+    def _after_commit(self, objective: Objective | None) -> None:
+        if objective is not None and objective.loss_scale is not None:
+            acted = (objective.loss_scale < 1) | (objective.task_weight > 0)
             self._guarded += acted.to(self._guarded.dtype)  # no device sync
-        return self._scale
 
     def _before_step(self, y: torch.Tensor, tx: Transaction) -> None:
         """With a warm-start recipe and no ``initialize()`` call, the first step warm-starts

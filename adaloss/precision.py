@@ -84,7 +84,7 @@ class LossScaling:
 
     def __init__(self, mode: str | None = "auto") -> None:
         if mode not in LOSS_SCALES:
-            raise ValueError(f"loss_scale must be one of {LOSS_SCALES}, got {mode!r}")
+            raise ValueError(f"grad_scale must be one of {LOSS_SCALES}, got {mode!r}")
         self.mode = mode
         self.dynamic = DynamicLossScale()
 

@@ -33,6 +33,13 @@ class Task(ABC):
 
     def check_targets(self, targets: torch.Tensor, batch_size: int) -> None:
         """Raise ValueError unless ``targets`` fit this task for ``batch_size`` inputs."""
+        self.check_target_structure(targets, batch_size)
+        if not bool(self.valid_target_values(targets)):
+            check_finite("targets", targets)
+            raise ValueError(self._invalid_target_values(targets))
+
+    def check_target_structure(self, targets: torch.Tensor, batch_size: int) -> None:
+        """``check_targets`` without looking at the values: shape and dtype only, no device sync."""
         if not isinstance(targets, torch.Tensor):
             raise ValueError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
         if targets.dim() == 0 or targets.shape[0] != batch_size:
@@ -40,8 +47,18 @@ class Task(ABC):
                 f"targets must have batch size {batch_size} (the inputs'); "
                 f"got targets of shape {_shape(targets)}"
             )
-        check_finite("targets", targets)
         self._check_targets(targets)
+
+    def valid_target_values(self, targets: torch.Tensor) -> torch.Tensor:
+        """A 0-dim bool tensor on the targets' device: whether all values are valid targets
+        (structure checked already). Reading it is the check's one device sync."""
+        if targets.is_floating_point():
+            return torch.isfinite(targets).all()
+        return torch.ones((), dtype=torch.bool, device=targets.device)
+
+    def _invalid_target_values(self, targets: torch.Tensor) -> str:
+        """The error message once ``valid_target_values`` said no (and targets are finite)."""
+        return "targets hold invalid values"
 
     def check_outputs(self, outputs: torch.Tensor, batch_size: int) -> None:
         """Raise ValueError unless the model's ``outputs`` are (batch_size, num_outputs)."""
@@ -57,7 +74,8 @@ class Task(ABC):
             raise ValueError(f"model outputs must be floating point, got {outputs.dtype}")
 
     @abstractmethod
-    def _check_targets(self, targets: torch.Tensor) -> None: ...
+    def _check_targets(self, targets: torch.Tensor) -> None:
+        """The task's own shape and dtype checks (values: ``valid_target_values``)."""
 
     @abstractmethod
     def learned_loss_inputs(
@@ -114,11 +132,15 @@ class Classification(Task):
             raise ValueError(
                 f"class labels must be an integer tensor (torch.long); got {targets.dtype}"
             )
-        if targets.numel() and (targets.min() < 0 or targets.max() >= self.num_classes):
-            raise ValueError(
-                f"class labels must lie in [0, {self.num_classes - 1}]; "
-                f"got values in [{int(targets.min())}, {int(targets.max())}]"
-            )
+
+    def valid_target_values(self, targets: torch.Tensor) -> torch.Tensor:
+        return ((targets >= 0) & (targets < self.num_classes)).all()
+
+    def _invalid_target_values(self, targets: torch.Tensor) -> str:
+        return (
+            f"class labels must lie in [0, {self.num_classes - 1}]; "
+            f"got values in [{int(targets.min())}, {int(targets.max())}]"
+        )
 
     def learned_loss_inputs(self, outputs, targets):
         probs = outputs.softmax(dim=1)
@@ -155,8 +177,12 @@ class BinaryClassification(Task):
             raise ValueError(f"binary labels must have shape (B,) or (B, 1); got {_shape(targets)}")
         if targets.is_complex():
             raise ValueError(f"binary labels must be real; got {targets.dtype}")
-        if not ((targets == 0) | (targets == 1)).all():
-            raise ValueError("binary labels must be 0 or 1; got other values")
+
+    def valid_target_values(self, targets: torch.Tensor) -> torch.Tensor:
+        return ((targets == 0) | (targets == 1)).all()
+
+    def _invalid_target_values(self, targets: torch.Tensor) -> str:
+        return "binary labels must be 0 or 1; got other values"
 
     @staticmethod
     def _columns(outputs, targets):

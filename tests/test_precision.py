@@ -67,11 +67,11 @@ def test_bf16_meta_gradient_error_against_float32(hypergrad, name):
 
 
 @pytest.mark.parametrize("hypergrad", ENGINES)
-def test_power_of_two_loss_scale_changes_nothing_in_float64(hypergrad, float64):
+def test_power_of_two_grad_scale_changes_nothing_in_float64(hypergrad, float64):
     torch.manual_seed(0)
     plain = build(mlp().double(), hypergrad, meta_every=2)
     torch.manual_seed(0)
-    scaled = build(mlp().double(), hypergrad, meta_every=2, loss_scale="dynamic")
+    scaled = build(mlp().double(), hypergrad, meta_every=2, grad_scale="dynamic")
     for seed in range(4):  # meta steps and plain steps
         x, y = batch(seed=seed, dtype=torch.float64)
         plain.step(x, y)
@@ -89,10 +89,10 @@ def test_an_overflowing_scale_rejects_quietly_and_halves(hypergrad, online):
     overflow well below that; halving finds a scale that works, and the first committed
     step is the unscaled twin's."""
     torch.manual_seed(0)
-    opt = build(mlp(), hypergrad, loss_scale="dynamic", online=online)
+    opt = build(mlp(), hypergrad, grad_scale="dynamic", online=online)
     opt.scaling.dynamic.scale = 2.0**129
     torch.manual_seed(0)
-    twin = build(mlp(), hypergrad, online=online, loss_scale=None)
+    twin = build(mlp(), hypergrad, online=online, grad_scale=None)
     x, y = batch()
     params = [p.detach().clone() for p in opt.model.parameters()]
     results = []
@@ -113,7 +113,7 @@ def test_an_overflowing_scale_rejects_quietly_and_halves(hypergrad, online):
     torch.testing.assert_close(results[-1].learned_loss, twin_result.learned_loss)
 
 
-def test_dynamic_loss_scale_policy():
+def test_dynamic_grad_scale_policy():
     scale = DynamicLossScale(init_scale=8.0, growth_interval=3)
     for overflow, expected in [(False, 8), (False, 8), (False, 16), (True, 8), (False, 8)]:
         scale.update(overflow)
@@ -124,7 +124,7 @@ def test_dynamic_loss_scale_policy():
 def test_a_non_finite_learned_loss_is_no_overflow(float64):
     """Only gradients overflow from scaling: a NaN loss warns and leaves the scale alone."""
     torch.manual_seed(0)
-    opt = build(mlp().double(), loss_scale="dynamic")
+    opt = build(mlp().double(), grad_scale="dynamic")
     x, y = batch(dtype=torch.float64)
     with torch.no_grad():
         next(opt.loss.parameters())[0].fill_(float("nan"))
@@ -134,7 +134,7 @@ def test_a_non_finite_learned_loss_is_no_overflow(float64):
     assert opt.scaling.dynamic.good_steps == 0 and opt.scaling.dynamic.overflows == 0
 
 
-def test_loss_scale_auto_follows_float16_autocast_and_survives_checkpoints():
+def test_grad_scale_auto_follows_float16_autocast_and_survives_checkpoints():
     torch.manual_seed(0)
     opt = build(mlp())
     cpu = torch.device("cpu")
@@ -151,8 +151,8 @@ def test_loss_scale_auto_follows_float16_autocast_and_survives_checkpoints():
     fresh = build(mlp())
     fresh.load_state_dict(state)
     assert fresh.scaling.state_dict() == opt.scaling.state_dict()
-    with pytest.raises(ValueError, match="loss_scale must be one of"):
-        build(mlp(), loss_scale="static")
+    with pytest.raises(ValueError, match="grad_scale must be one of"):
+        build(mlp(), grad_scale="static")
 
 
 @pytest.mark.cuda

@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 import adaloss
 from adaloss.guard import TrustRegionGuard
+from adaloss.objective import evaluate
 from adaloss.recipes import RECIPES, Recipe, get_recipe
 from adaloss.warmstart import gradient_mismatch, target_range, warm_start
 
@@ -162,6 +163,31 @@ def test_default_recipe_trains_like_the_baseline_at_first(float64):
     assert 0.7 < moved.norm() / ref.norm() < 1.4
 
 
+def _guard_weights(guard, loss, task, out, y):
+    """(s, c) as a step computes them: h and g from one pass, then the guard's weights."""
+    objective = evaluate(loss, task, out, y, weights=guard.weights)
+    return objective.loss_scale, objective.task_weight
+
+
+def test_objective_reuses_h_and_combines_the_weights():
+    """The step's one pass gives h = ∂M_ϕ/∂f, M̃ = s·M_ϕ + c·L_T and ∂M̃/∂f = s·h + c·g,
+    the same as differentiating M̃ itself with s and c held constant."""
+    task = adaloss.Regression(1)
+    out, y = torch.randn(32, 1, dtype=torch.float64), torch.randn(32, 1, dtype=torch.float64)
+    torch.manual_seed(0)
+    loss = adaloss.LossNetwork().double()
+    objective = evaluate(loss, task, out, y, weights=TrustRegionGuard(0.5).weights)
+    s, c = objective.loss_scale, objective.task_weight
+    assert float(s) < 1 or float(c) > 0  # the guard acted, so both terms matter
+    f = out.clone().requires_grad_()
+    combined = s * loss(f, y) + c * task.loss(f, y)
+    (expected,) = torch.autograd.grad(combined, f)
+    torch.testing.assert_close(objective.output_grad, expected)
+    torch.testing.assert_close(objective.value, combined.detach())
+    (h,) = torch.autograd.grad(loss(f, y), f)
+    torch.testing.assert_close(objective.h, h)
+
+
 def test_guard_bounds_the_learned_gradient_scale():
     task = adaloss.Classification(5)
     out, y = torch.randn(16, 5), torch.randint(0, 5, (16,))
@@ -176,15 +202,15 @@ def test_guard_bounds_the_learned_gradient_scale():
 
     guard = TrustRegionGuard(2.0)
     for free in (1.0, 1.9, 0.6):  # within [1/κ, κ] of the task loss: left alone
-        scale, weight = guard.weights(Scaled(free), task, out, y)
+        scale, weight = _guard_weights(guard, Scaled(free), task, out, y)
         assert float(scale) == 1.0 and float(weight) == 0.0
-    scale, weight = guard.weights(Scaled(50.0), task, out, y)
+    scale, weight = _guard_weights(guard, Scaled(50.0), task, out, y)
     torch.testing.assert_close(scale, torch.tensor(2.0 / 50.0))
     assert float(weight) == 0.0
     learned, reference = _output_gradients(Scaled(50.0), task, out, y)
     torch.testing.assert_close((scale * learned).norm(), 2 * reference.norm())
     # too weak (0.1× cross-entropy): the task loss makes up the descent to 1/κ of its own
-    scale, weight = guard.weights(Scaled(0.1), task, out, y)
+    scale, weight = _guard_weights(guard, Scaled(0.1), task, out, y)
     assert float(scale) == 1.0
     torch.testing.assert_close(weight, torch.tensor(0.4))
     with pytest.raises(ValueError, match="bound must be > 0"):
@@ -203,7 +229,7 @@ def test_guard_outvotes_a_loss_that_pushes_the_wrong_way():
             return -((p - t) ** 2).mean()  # ascends the squared error
 
     guard = TrustRegionGuard(2.0)
-    scale, weight = guard.weights(Wrong(), task, out, y)
+    scale, weight = _guard_weights(guard, Wrong(), task, out, y)
     assert float(scale) == 1.0
     torch.testing.assert_close(weight, torch.tensor(1.5))  # −1 + c = 1/2
     f = out.clone().requires_grad_()

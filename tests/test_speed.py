@@ -12,7 +12,7 @@ import torch
 from adaloss.bench import speed
 from adaloss.bench.cli import main
 
-METHODS = ("plain", "unroll", "forward", "forward/10")
+METHODS = ("plain", "fixed", "unroll", "forward", "forward/10")
 
 
 def _table_rows(text: str) -> list[list[str]]:
@@ -38,7 +38,7 @@ def test_speed_end_to_end_table_and_json(tmp_path, capsys):
         assert ms > 0 and t_ratio > 0 and peak > 0 and m_ratio > 0
     assert rows[0][4] == "1.00" and rows[0][6] == "1.00"  # plain is its own reference
     assert "1 thread(s)" in out and "SGD (lr 0.01, momentum 0.9)" in out
-    assert "Targets:" in out and "forward/10 ≤ 1.3× plain" in out
+    assert "Targets:" in out and "forward/10 ≤ 1.25× plain" in out and "fixed (no meta step)" in out
 
     results = json.loads(path.read_text())
     assert results["settings"]["threads"] == 1
@@ -58,7 +58,7 @@ def test_speed_end_to_end_table_and_json(tmp_path, capsys):
     # Meta steps hold more tensors than a plain step (the JVP, new θ and optimizer state).
     assert methods["forward"]["peak_mib"] > methods["plain"]["peak_mib"]
     targets = {(t["model"], t["target"]) for t in results["targets"]}
-    assert ("lenet5", speed.TARGETS[1]) in targets and ("lenet5", speed.TARGETS[3]) in targets
+    assert {("lenet5", target) for target in speed.TARGETS} == targets
 
 
 def test_speed_regression_mlp_without_memory(capsys):
@@ -90,6 +90,8 @@ def test_parse_method():
     assert speed.parse_method("plain") == speed.Method("plain", None, 1)
     assert speed.parse_method("forward/10") == speed.Method("forward/10", "forward", 10)
     assert speed.parse_method("unroll").meta_every == 1
+    fixed = speed.parse_method("fixed")
+    assert fixed.engine == "forward" and not fixed.online and fixed.cycle == 1
 
 
 def test_cycle_mean_sees_the_meta_step():

@@ -16,6 +16,7 @@ from torch import nn
 from adaloss.distributed import Replicas
 from adaloss.inner import DifferentiableUpdate, NewState
 from adaloss.modelcalls import RNGReplay, call, running_stats_frozen
+from adaloss.objective import Objective, evaluate, fixed_weights
 from adaloss.precision import in_full_precision
 from adaloss.tasks import Task
 
@@ -38,15 +39,32 @@ class MetaStep:
     x_val: torch.Tensor
     y_val: torch.Tensor
     rng: RNGReplay  # RNG state before the training forward
-    task_weight: torch.Tensor | None = None  # the guard's constant weight of L_T in the base loss
+    # The base objective is M̃ = s·M_ϕ + c·L_T; s and c are the guard's, constants to ϕ.
+    loss_scale: torch.Tensor | None = None  # s; None: 1 (no guard)
+    task_weight: torch.Tensor | None = None  # c; None: 0 (no guard)
+    # M̃'s derivatives at the training outputs with these weights, h differentiable in ϕ,
+    # when the step computed them already (the guard needs h too); None: computed here.
+    objective: Objective | None = None
     replicas: Replicas = field(default_factory=Replicas)  # the ranks whose batches add up
-    loss_scale: float = 1.0  # S: backward passes through the model run at S× (float16)
+    grad_scale: float = 1.0  # S (float16): backward passes through the model run at S×
+
+    def __post_init__(self) -> None:
+        if self.objective is not None:  # the weights the step's objective was evaluated with
+            self.loss_scale = self.objective.loss_scale
+            self.task_weight = self.objective.task_weight
 
     def learned_loss(self, out: torch.Tensor) -> torch.Tensor:
-        """The base objective: M_ϕ (as the guard scaled it), plus c·L_T when the guard says."""
+        """The base objective s·M_ϕ + c·L_T, differentiable in ``out`` and ϕ, in float32."""
         return in_full_precision(
-            base_objective, out, self.y, self.loss, self.task, self.task_weight
+            base_objective, out, self.y, self.loss, self.task, self.loss_scale, self.task_weight
         )
+
+    def output_objective(self, out: torch.Tensor) -> Objective:
+        """M̃ and its output gradients at ``out``, with h a function of ϕ."""
+        if self.objective is not None:
+            return self.objective
+        weights = fixed_weights(self.loss_scale, self.task_weight)
+        return evaluate(self.loss, self.task, out, self.y, weights=weights, differentiable=True)
 
     def validation_loss(self, new_params: Tensors) -> torch.Tensor:
         """L_T on the validation batch at θ_{t+1}; BatchNorm statistics stay as they are.
@@ -64,16 +82,22 @@ class Hypergradient:
     """What an engine computed for one step; nothing is applied yet."""
 
     learned_loss: torch.Tensor
-    base_grads: Tensors
+    base_grads: Tensors  # g, or per-tensor sums of it: all the finiteness check reads
     new_params: Tensors  # θ_{t+1}, detached
     new_state: NewState
     task_loss: torch.Tensor  # L_T(θ_{t+1}) on the validation batch
     meta_grads: Tensors  # dL_T/dϕ
+    objective: Objective | None = None  # the step's base objective (its weights s, c)
 
 
-def base_objective(out, y, loss: nn.Module, task: Task, task_weight=None) -> torch.Tensor:
-    """M_ϕ(y, out), plus ``task_weight``·L_T when the guard mixes the task loss in."""
+def base_objective(
+    out, y, loss: nn.Module, task: Task, loss_scale=None, task_weight=None
+) -> torch.Tensor:
+    """M_ϕ(y, out) (times the guard's ``loss_scale`` s), plus ``task_weight``·L_T when the
+    guard mixes the task loss in."""
     value = loss(*task.learned_loss_inputs(out, y))
+    if loss_scale is not None:
+        value = loss_scale * value
     if task_weight is not None:
         value = value + task_weight * task.loss(out, y)
     return value
@@ -94,6 +118,17 @@ def scaled_grad(outputs, inputs, scale: float = 1.0, grad_outputs=None, create_g
         inputs,
     )
     return grads if scale == 1.0 else tuple(g / scale for g in grads)
+
+
+def base_gradient(
+    objective: Objective, out: torch.Tensor, params, grad_scale: float, replicas: Replicas
+) -> tuple[torch.Tensor, Tensors]:
+    """(M̃, g = J_fᵀ·∂M̃/∂f), the whole batch's: the model backpropagated once at
+    ``grad_scale``× (float16), then averaged over the ranks (the identity alone)."""
+    output_grad = objective.output_grad.to(out.dtype)
+    grads = scaled_grad(out, params, grad_scale, grad_outputs=output_grad)
+    learned, *grads = replicas.mean((objective.value, *grads))
+    return learned, tuple(grads)
 
 
 def grads_or_zeros(grads, inputs) -> Tensors:
@@ -119,6 +154,6 @@ def validation_gradient(step: MetaStep, new_params: Tensors) -> tuple[torch.Tens
     """
     leaves = tuple(p.detach().requires_grad_() for p in new_params)
     task_loss = step.validation_loss(leaves)
-    v = scaled_grad(task_loss, leaves, step.loss_scale)
+    v = scaled_grad(task_loss, leaves, step.grad_scale)
     task_loss, *v = step.replicas.mean((task_loss.detach(), *v))
     return task_loss, tuple(v)

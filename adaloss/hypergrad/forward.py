@@ -21,8 +21,8 @@ from adaloss.hypergrad import (
     Hypergradient,
     MetaStep,
     Tensors,
+    base_gradient,
     meta_gradient,
-    scaled_grad,
     validation_gradient,
 )
 from adaloss.modelcalls import call, running_stats_frozen
@@ -99,19 +99,20 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
     """Exact dL_T(θ_{t+1}(ϕ))/dϕ for one base step, in forward mode."""
     # h(ϕ) = ∂M_ϕ/∂f, kept differentiable in ϕ; the graph spans only the loss network.
     # Under autocast h stays float32 (the loss network's precision), cast only for J_fᵀ h.
-    f = widened(out.detach()).requires_grad_()
-    learned = step.learned_loss(f)
-    (h,) = torch.autograd.grad(learned, f, create_graph=True)
+    objective = step.output_objective(out)
     params = tuple(p.detach() for p in step.params)
-    grads = scaled_grad(out, step.params, step.loss_scale, grad_outputs=h.detach().to(out.dtype))
-    learned_mean, *grads = step.replicas.mean((learned.detach(), *grads))  # the whole batch's g
-    grads = tuple(grads)
+    learned, grads = base_gradient(objective, out, step.params, step.grad_scale, step.replicas)
+    # The step checks g only for finiteness, which per-tensor sums tell as well: keep those
+    # and let g go once the update is formed (one parameter-sized buffer less at the
+    # validation forward's peak; Adam's VJP closure still holds g until w is computed).
+    grad_sums = tuple(g.sum() for g in grads)
     update = step.update.function(params)
     scales = step.update.gradient_scales()
     if scales is None:  # Adam / AdamW: nonlinear in g, differentiate TorchOpt's update
         updates, vjp_update, new_state = vjp(update, grads, has_aux=True)
     else:  # SGD family: ∂U/∂g = c·I per parameter, no VJP machinery needed
         updates, new_state = update(grads)
+    del grads
     new_params = tuple(p + u for p, u in zip(params, updates, strict=True))
     del updates
 
@@ -120,14 +121,16 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
     del v
 
     model_jvp = _model_jvp if jvp_method == "autograd" else _model_jvp_finite_difference
-    scale = step.loss_scale  # float16 tangents underflow as gradients do: scale them too
+    scale = step.grad_scale  # float16 tangents underflow as gradients do: scale them too
     u = widened(model_jvp(step, params, tuple(w if scale == 1.0 else [t * scale for t in w])))
     u = u if scale == 1.0 else u / scale
+    # d M̃/dϕ = s·dM_ϕ/dϕ (c·L_T does not depend on ϕ)
+    h = objective.h if step.loss_scale is None else step.loss_scale * objective.h
     # Each rank's ⟨J_r w, h_r⟩ is its shard's share of the whole batch's: their mean.
     meta_grads = step.replicas.mean(meta_gradient((h * u.reshape(h.shape)).sum(), step.meta_params))
     return Hypergradient(
-        learned_loss=learned_mean,
-        base_grads=grads,
+        learned_loss=learned,
+        base_grads=grad_sums,
         new_params=tuple(p.detach() for p in new_params),
         new_state=new_state,
         task_loss=task_loss,

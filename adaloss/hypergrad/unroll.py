@@ -27,7 +27,7 @@ def differentiable_step(
     ``previous`` chains the optimizer state of an earlier differentiable step.
     """
     learned = step.learned_loss(out)
-    grads = scaled_grad(learned, params, step.loss_scale, create_graph=True)
+    grads = scaled_grad(learned, params, step.grad_scale, create_graph=True)
     # The whole batch's g across ranks, inside the graph: the backward averages as well.
     learned, *grads = step.replicas.mean_differentiable((learned, *grads))
     grads = tuple(grads)
@@ -40,7 +40,7 @@ def hypergradient(step: MetaStep, out: torch.Tensor) -> Hypergradient:
     """One-step unrolled hypergradient dL_T(θ_{t+1}(ϕ))/dϕ."""
     learned, grads, new_params, new_state = differentiable_step(step, tuple(step.params), out)
     task_loss = step.validation_loss(new_params)
-    meta_grads = meta_gradient(task_loss, step.meta_params, step.loss_scale)
+    meta_grads = meta_gradient(task_loss, step.meta_params, step.grad_scale)
     task_loss, *meta_grads = step.replicas.mean((task_loss.detach(), *meta_grads))
     return Hypergradient(
         learned_loss=learned.detach(),

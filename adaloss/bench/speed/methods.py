@@ -15,7 +15,8 @@ import torch
 
 from adaloss.bench.step import training_step
 
-DEFAULT_METHODS = ("plain", "unroll", "forward", "forward/10")
+DEFAULT_METHODS = ("plain", "fixed", "unroll", "forward", "forward/10")
+DEFAULT_MODELS = ("lenet5", "resnet18", "mlp")  # wrn16_8 on request (scripts/gpu_check.sh)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,16 @@ MODELS: dict[str, ModelSpec] = {
         8,
         "ResNet-18 (CIFAR)",
     ),
+    "wrn16_8": ModelSpec(
+        "adaloss_wrn16_8",
+        {"num_classes": 10},
+        (3, 32, 32),
+        128,
+        10,
+        False,
+        4,
+        "WRN-16-8",
+    ),
     # The paper's regression MLP (two hidden layers of 1000 units) on Diabetes-sized input.
     "mlp": ModelSpec(
         "adaloss_mlp", {"in_features": 10, "num_classes": 1}, (10,), 128, 1, True, 40, "MLP"
@@ -60,6 +71,7 @@ class Method:
     name: str
     engine: str | None  # None: the plain optimizer step on the task loss
     meta_every: int = 1
+    online: bool = True  # False (``fixed``): the learned loss with ϕ fixed, no meta step
 
     @property
     def cycle(self) -> int:
@@ -68,12 +80,15 @@ class Method:
 
 
 def parse_method(name: str) -> Method:
-    """``plain``, ``forward``, ``unroll``, or ``forward/K`` / ``unroll/K`` (meta step every K)."""
+    """``plain``, ``fixed`` (the learned loss, ϕ fixed: ``online=False``), ``forward``,
+    ``unroll``, or ``forward/K`` / ``unroll/K`` (meta step every K)."""
     if name == "plain":
         return Method(name, None)
+    if name == "fixed":
+        return Method(name, "forward", online=False)
     engine, _, every = name.partition("/")
     if engine not in ("forward", "unroll"):
-        raise ValueError(f"unknown method {name!r}; use plain, forward, unroll or forward/K")
+        raise ValueError(f"unknown method {name!r}; use plain, fixed, forward, unroll or forward/K")
     k = 1
     if every:
         try:
@@ -151,6 +166,7 @@ class Runner:
                 self.task,
                 hypergrad=method.engine,
                 meta_every=method.meta_every,
+                online=method.online,
             )
         self.batches = batches
         self.steps = 0

@@ -16,6 +16,7 @@ import torch
 from adaloss.bench.speed.memory import memory_in_subprocess
 from adaloss.bench.speed.methods import (
     DEFAULT_METHODS,
+    DEFAULT_MODELS,
     MODELS,
     Runner,
     default_threads,
@@ -75,13 +76,14 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``adaloss speed``."""
     parser.add_argument(
         "--models",
-        default=",".join(MODELS),
-        help=f"comma-separated, from {', '.join(MODELS)} (default: all)",
+        default=",".join(DEFAULT_MODELS),
+        help=f"comma-separated, from {', '.join(MODELS)} (default: {','.join(DEFAULT_MODELS)})",
     )
     parser.add_argument(
         "--methods",
         default=",".join(DEFAULT_METHODS),
-        help="comma-separated: plain, forward, unroll, forward/K, unroll/K (meta step every K); "
+        help="comma-separated: plain, fixed (learned loss, ϕ fixed), forward, unroll, forward/K, "
+        "unroll/K (meta step every K); "
         f"default {','.join(DEFAULT_METHODS)}",
     )
     parser.add_argument(
