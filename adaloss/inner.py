@@ -158,6 +158,23 @@ class DifferentiableUpdate:
             scales += [-float(group["lr"]) * kappa] * len(trainable)
         return scales
 
+    def momentum_horizons(self) -> list[float]:
+        """Per parameter, 1/(1−β) for the group's momentum β (SGD's and RMSprop's
+        ``momentum``, the Adam family's β₁; 1 without momentum).
+
+        One update's gradient keeps moving θ on later steps as its momentum decays: in
+        all, 1/(1−β) times the step it takes now (exactly, for heavy-ball SGD with zero
+        later gradients; nearly, for Adam, whose β₂ decays far more slowly). Read at
+        every step, so a momentum schedule (OneCycleLR's) is followed.
+        """
+        horizons: list[float] = []
+        for group, trainable in zip(self.optimizer.param_groups, self.groups(), strict=True):
+            beta = group["betas"][0] if "betas" in group else group.get("momentum", 0.0)
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"the momentum horizon needs a momentum in [0, 1), got {beta}")
+            horizons += [1.0 / (1.0 - float(beta))] * len(trainable)
+        return horizons
+
     def commit(self, new_state: NewState) -> None:
         """Write the new state into the torch optimizer, under torch's own keys."""
         state = self.optimizer.state

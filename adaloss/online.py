@@ -60,6 +60,8 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
     hooks registered on the wrapper run around its own ``step`` and checkpoints.
     """
 
+    horizon = "step"  # where the meta-objective is measured: ``MetaStep.horizon``
+
     def __init__(
         self,
         model: nn.Module,
@@ -89,8 +91,8 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         parameter_names(model, self.update.params())  # fails early for foreign tensors
         if not self.update.params():
             raise ValueError(
-                "the base optimizer holds no trainable parameters (none with requires_grad=True): "
-                "there is nothing to train"
+                "the base optimizer holds no trainable parameters (none with "
+                "requires_grad=True): there is nothing to train"
             )
         self.task = task
         self.meta_params = meta_params
@@ -141,6 +143,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
             y_val=y_val,
             rng=rng,
             replicas=self.replicas,
+            horizon=self.horizon,
         )
 
     def _base_loss_module(self) -> nn.Module:
@@ -229,12 +232,8 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
                 RuntimeWarning,
                 stacklevel=5,
             )
-        return StepResult(
-            learned_loss=torch.tensor(float("nan")),
-            task_loss=None,
-            meta_updated=False,
-            skipped=True,
-        )
+        nan = torch.tensor(float("nan"))
+        return StepResult(learned_loss=nan, task_loss=None, meta_updated=False, skipped=True)
 
     @torch.no_grad()
     def _commit(

@@ -57,6 +57,10 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             under float16 autocast (``adaloss.precision``; overflowing steps are rejected,
             counted in ``skipped_steps``, and the scale halves), ``"dynamic"`` always,
             ``None`` never. bfloat16 needs no scaling.
+        horizon: where the meta-objective measures the task loss: ``"step"`` at θ_{t+1}
+            (the paper's), ``"momentum"`` at θ_t + U/(1−β), where the step's momentum β
+            eventually carries θ (the same as ``"step"`` without momentum); ``None`` takes
+            the recipe's.
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         recipe: str | Recipe = "default",
         guard: float | bool | None = None,
         grad_scale: str | None = "auto",
+        horizon: str | None = None,
     ) -> None:
         recipe = get_recipe(recipe)
         if guard is not None and guard is not False:
@@ -83,8 +88,10 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             recipe,
             meta_lr=recipe.meta_lr if meta_lr is None else meta_lr,
             guard=recipe.guard if guard is None else (None if guard is False else float(guard)),
+            horizon=recipe.horizon if horizon is None else horizon,
         )
         self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)
+        self.horizon = self.recipe.horizon  # MetaStep.horizon: where L_T is measured
         self.started = False  # whether the recipe's start (warm start / offline phase) ran
         self._guarded = torch.zeros((), dtype=torch.long)
         if hypergrad not in ENGINES:
@@ -120,6 +127,8 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             grad_scale,
         )
         self._guarded = self._guarded.to(self.device)
+        if self.horizon == "momentum":
+            self.update.momentum_horizons()  # a momentum of 1 or more fails here, not mid-run
 
     @property
     def guarded_steps(self) -> int:

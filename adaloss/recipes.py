@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 STARTS = ("warm_start", "offline")
+HORIZONS = ("step", "momentum")
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,13 @@ class Recipe:
     offline_steps: int = 2500  # Algorithm 1's outer steps (start="offline")
     offline_meta_lr: float = 1e-3  # Algorithm 1's η
     inner_steps: int = 1
+    horizon: str = "step"  # L_T at θ_{t+1} ("step") or where momentum carries θ ("momentum")
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
             raise ValueError(f"start must be one of {STARTS}, got {self.start!r}")
+        if self.horizon not in HORIZONS:
+            raise ValueError(f"horizon must be one of {HORIZONS}, got {self.horizon!r}")
         if self.meta_lr < 0:
             raise ValueError(f"meta_lr must be >= 0, got {self.meta_lr}")
         if self.guard is not None and not self.guard > 0:
@@ -39,6 +43,8 @@ class Recipe:
 RECIPES = {
     "default": Recipe("default", start="warm_start", meta_lr=1e-3, guard=2.0),
     "paper": Recipe("paper", start="offline", meta_lr=1e-5, guard=None),
+    # Candidates screened in issue 12 (BENCHMARKS.md, "The momentum horizon"):
+    "horizon": Recipe("horizon", start="warm_start", meta_lr=1e-3, guard=2.0, horizon="momentum"),
 }
 
 

@@ -2,12 +2,14 @@
 plain training when the base learning rate is already a good one?
 
 The synthetic 10-class teacher data of ``examples/ddp_train.py`` (20 inputs, labels from a
-fixed random linear teacher), a 20-64-10 MLP, SGD(lr 0.1, momentum 0.9), batch 64, one
-process. Plain SGD on cross-entropy against ``MetaLossOptimizer`` with the default recipe and
-variants; prints the error on a held-out set of 2,048 examples for seeds 0-2 and how many
-steps the guard acted on:
+fixed random linear teacher), a 20-64-10 MLP, SGD(lr 0.1, momentum 0.9) unless
+``--optimizer/--lr/--momentum`` say otherwise, batch 64, one process. Plain training on
+cross-entropy against ``MetaLossOptimizer`` with the default recipe and variants; prints
+the error on a held-out set of 2,048 examples for seeds 0-2 and how many steps the guard
+acted on:
 
     python scripts/teacher_probe.py 1000 plain,default,eta1e-5,kappa1,kappa1-eta1e-4,kappa1.25
+    python scripts/teacher_probe.py 1000 plain,default,horizon --optimizer adam --lr 0.003
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ CONFIGS = {
     "kappa1": {"guard": 1.0},
     "kappa1-eta1e-4": {"guard": 1.0, "meta_lr": 1e-4},
     "kappa1.25": {"guard": 1.25},
+    "horizon": {"recipe": "horizon"},
 }
 
 
@@ -37,10 +40,14 @@ def synthetic(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, (x @ teacher).argmax(dim=1)
 
 
-def run(options: dict | None, steps: int, seed: int) -> tuple[float, int]:
+def run(options: dict | None, steps: int, seed: int, base_options: dict) -> tuple[float, int]:
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 10))
-    base = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    kind = base_options.pop("optimizer", "sgd")
+    if kind == "adam":
+        base = torch.optim.Adam(model.parameters(), lr=base_options["lr"])
+    else:
+        base = torch.optim.SGD(model.parameters(), **base_options)
     task = adaloss.Classification(10)
     opt = None if options is None else adaloss.MetaLossOptimizer(model, base, task, **options)
     (xt, yt), (xv, yv), (xs, ys) = synthetic(4096, 0), synthetic(1024, 1), synthetic(2048, 2)
@@ -64,13 +71,22 @@ def main() -> None:
     parser.add_argument("steps", type=int)
     parser.add_argument("configs", help=f"comma-separated, from {', '.join(CONFIGS)}")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--momentum", type=float, default=0.9, help="SGD only")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    base = {"optimizer": args.optimizer, "lr": args.lr}
+    if args.optimizer == "sgd":
+        base["momentum"] = args.momentum
+    setting = ", ".join(f"{k} {v}" for k, v in base.items())
     for name in args.configs.split(","):
-        runs = [run(CONFIGS[name], args.steps, s) for s in range(args.seeds)]
+        runs = [run(CONFIGS[name], args.steps, s, dict(base)) for s in range(args.seeds)]
         errors = " ".join(f"{e:.3f}" for e, _ in runs)
         guarded = " ".join(str(n) for _, n in runs)
-        line = f"{args.steps} steps {name:15s} held-out error {errors}  guarded {guarded}"
+        line = (
+            f"{setting}, {args.steps} steps {name:15s} held-out error {errors}  guarded {guarded}"
+        )
         print(line, flush=True)
 
 

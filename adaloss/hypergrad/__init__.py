@@ -47,6 +47,9 @@ class MetaStep:
     objective: Objective | None = None
     replicas: Replicas = field(default_factory=Replicas)  # the ranks whose batches add up
     grad_scale: float = 1.0  # S (float16): backward passes through the model run at S×
+    # Where L_T is measured: "step" at θ_{t+1} (the paper's), "momentum" at θ_t + H·U with
+    # H = 1/(1−β) per parameter, where the step's momentum eventually carries θ.
+    horizon: str = "step"
 
     def __post_init__(self) -> None:
         if self.objective is not None:  # the weights the step's objective was evaluated with
@@ -65,6 +68,17 @@ class MetaStep:
             return self.objective
         weights = fixed_weights(self.loss_scale, self.task_weight)
         return evaluate(self.loss, self.task, out, self.y, weights=weights, differentiable=True)
+
+    def horizons(self) -> list[float] | None:
+        """H per parameter, or None for the one-step objective (H = 1 everywhere)."""
+        if self.horizon == "step":
+            return None
+        horizons = self.update.momentum_horizons()
+        return None if all(h == 1.0 for h in horizons) else horizons
+
+    def lookahead(self, params: Tensors, updates: Tensors, horizons: list[float]) -> Tensors:
+        """θ_t + H·U: where the momentum horizon measures the meta-objective."""
+        return tuple(p + h * u for p, h, u in zip(params, horizons, updates, strict=True))
 
     def validation_loss(self, new_params: Tensors) -> torch.Tensor:
         """L_T on the validation batch at θ_{t+1}; BatchNorm statistics stay as they are.

@@ -114,9 +114,14 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
         updates, new_state = update(grads)
     del grads
     new_params = tuple(p + u for p, u in zip(params, updates, strict=True))
+    horizons = step.horizons()  # None: L_T at θ_{t+1} itself
+    measured = new_params if horizons is None else step.lookahead(params, updates, horizons)
     del updates
 
-    task_loss, v = validation_gradient(step, new_params)
+    task_loss, v = validation_gradient(step, measured)
+    del measured
+    if horizons is not None:  # d(θ_t + H·U)/dg = H·∂U/∂g
+        v = torch._foreach_mul(v, horizons)
     w = vjp_update(v)[0] if scales is None else torch._foreach_mul(v, scales)
     del v
 

@@ -38,8 +38,13 @@ def differentiable_step(
 
 def hypergradient(step: MetaStep, out: torch.Tensor) -> Hypergradient:
     """One-step unrolled hypergradient dL_T(θ_{t+1}(ϕ))/dϕ."""
-    learned, grads, new_params, new_state = differentiable_step(step, tuple(step.params), out)
-    task_loss = step.validation_loss(new_params)
+    params = tuple(step.params)
+    learned, grads, new_params, new_state = differentiable_step(step, params, out)
+    horizons = step.horizons()  # None: L_T at θ_{t+1} itself
+    if horizons is not None:
+        updates = tuple(n - p for n, p in zip(new_params, params, strict=True))
+    measured = new_params if horizons is None else step.lookahead(params, updates, horizons)
+    task_loss = step.validation_loss(measured)
     meta_grads = meta_gradient(task_loss, step.meta_params, step.grad_scale)
     task_loss, *meta_grads = step.replicas.mean((task_loss.detach(), *meta_grads))
     return Hypergradient(

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Screening of the momentum horizon (issue 12): the five Table 1 rows trained with SGD
+# momentum 0.9 at a tenth of the paper's learning rate (the same effective step,
+# lr/(1−μ)), 3 seeds, 2,000 steps: the baseline, the default recipe (L_T at θ_{t+1}) and
+# the `horizon` recipe (L_T where the step's momentum carries θ). Chosen afterwards on
+# selection error only (`adaloss table results/horizon-screen --split selection`).
+#
+#   scripts/horizon_screen.sh [STEPS] [SEEDS]          (default 2000 3)
+#
+# Resumable: a finished result file is never recomputed.
+set -euo pipefail
+
+steps=${1:-2000}
+seeds=${2:-3}
+workers=${WORKERS:-2}
+adaloss=${ADALOSS:-adaloss}
+out=${OUT:-results/horizon-screen}
+common="--steps $steps --threads 1 --quiet --out $out --momentum 0.9"
+
+candidates=(
+    "--methods baseline"
+    "--methods adalfl --recipe default"
+    "--methods adalfl --recipe horizon"
+)
+
+rows=(
+    "--task digits --model adaloss_logistic --lr 0.001"
+    "--task diabetes --lr 0.0001"
+    "--task crime --lr 0.0001"
+    "--task california --lr 0.0001"
+    "--task digits --model adaloss_mlp --lr 0.001"
+)
+
+for s in $(seq 0 $((seeds - 1))); do
+    for row in "${rows[@]}"; do
+        for c in "${candidates[@]}"; do
+            echo "$adaloss run $row $c --first-seed $s --seeds 1 $common"
+        done
+    done
+done | xargs -P "$workers" -I{} sh -c '{}'
