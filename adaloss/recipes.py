@@ -43,7 +43,8 @@ class Recipe:
 RECIPES = {
     "default": Recipe("default", start="warm_start", meta_lr=1e-3, guard=2.0),
     "paper": Recipe("paper", start="offline", meta_lr=1e-5, guard=None),
-    # Candidates screened in issue 12 (BENCHMARKS.md, "The momentum horizon"):
+    # A candidate screened in issue 12 (BENCHMARKS.md, "The momentum horizon"): the default
+    # with L_T measured where the step's momentum carries θ; identical without momentum.
     "horizon": Recipe("horizon", start="warm_start", meta_lr=1e-3, guard=2.0, horizon="momentum"),
 }
 

@@ -10,6 +10,9 @@ acted on:
 
     python scripts/teacher_probe.py 1000 plain,default,eta1e-5,kappa1,kappa1-eta1e-4,kappa1.25
     python scripts/teacher_probe.py 1000 plain,default,horizon --optimizer adam --lr 0.003
+    python scripts/teacher_probe.py 1000 plain,default,horizon --task regression --lr 0.01
+
+``--task regression``: a random tanh network plus noise, 512 training examples, test MSE.
 """
 
 from __future__ import annotations
@@ -40,17 +43,35 @@ def synthetic(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, (x @ teacher).argmax(dim=1)
 
 
-def run(options: dict | None, steps: int, seed: int, base_options: dict) -> tuple[float, int]:
+def synthetic_regression(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random tanh network plus noise (std 0.1); few examples, so more steps can overfit."""
+    g = torch.Generator().manual_seed(1234)
+    hidden, out = torch.randn(20, 32, generator=g) / 20**0.5, torch.randn(32, 1, generator=g)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 20, generator=g)
+    return x, torch.tanh(x @ hidden) @ out / 32**0.5 + 0.1 * torch.randn(n, 1, generator=g)
+
+
+TASKS = {  # name: (adaloss task, data, (training, validation, held-out) sizes)
+    "classification": (adaloss.Classification(10), synthetic, (4096, 1024, 2048)),
+    "regression": (adaloss.Regression(1), synthetic_regression, (512, 128, 2048)),
+}
+
+
+def run(
+    options: dict | None, steps: int, seed: int, base_options: dict, task_name: str
+) -> tuple[float, int]:
+    task, data, sizes = TASKS[task_name]
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 10))
+    outputs = 10 if task_name == "classification" else 1
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, outputs))
     kind = base_options.pop("optimizer", "sgd")
     if kind == "adam":
         base = torch.optim.Adam(model.parameters(), lr=base_options["lr"])
     else:
         base = torch.optim.SGD(model.parameters(), **base_options)
-    task = adaloss.Classification(10)
     opt = None if options is None else adaloss.MetaLossOptimizer(model, base, task, **options)
-    (xt, yt), (xv, yv), (xs, ys) = synthetic(4096, 0), synthetic(1024, 1), synthetic(2048, 2)
+    (xt, yt), (xv, yv), (xs, ys) = (data(n, split) for split, n in enumerate(sizes))
     g = torch.Generator().manual_seed(1 + seed)
     for _ in range(steps):
         i = torch.randint(0, len(xt), (64,), generator=g)
@@ -71,18 +92,20 @@ def main() -> None:
     parser.add_argument("steps", type=int)
     parser.add_argument("configs", help=f"comma-separated, from {', '.join(CONFIGS)}")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--task", choices=TASKS, default="classification")
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD only")
     args = parser.parse_args()
     torch.set_num_threads(1)
     base = {"optimizer": args.optimizer, "lr": args.lr}
+    setting = f"{args.task}, "
     if args.optimizer == "sgd":
         base["momentum"] = args.momentum
-    setting = ", ".join(f"{k} {v}" for k, v in base.items())
+    setting += ", ".join(f"{k} {v}" for k, v in base.items())
     for name in args.configs.split(","):
-        runs = [run(CONFIGS[name], args.steps, s, dict(base)) for s in range(args.seeds)]
-        errors = " ".join(f"{e:.3f}" for e, _ in runs)
+        runs = [run(CONFIGS[name], args.steps, s, dict(base), args.task) for s in range(args.seeds)]
+        errors = " ".join(f"{e:.4f}" for e, _ in runs)
         guarded = " ".join(str(n) for _, n in runs)
         line = (
             f"{setting}, {args.steps} steps {name:15s} held-out error {errors}  guarded {guarded}"

@@ -25,7 +25,11 @@ import adaloss
 
 WORLD = 2
 SHARD = 4  # rows per rank and batch
-RTOL = 1e-10
+# float64. The regression warm start's L-BFGS fit (150 iterations) amplifies reduction-order
+# rounding: on 2026-12-05 this machine measured 1.3e-10 relative on the learned loss's value
+# (default recipe, regression) at e6a7106 too, where CI had passed; 1e-9 still fails any
+# real disagreement between the ranks and the one-process step.
+RTOL = 1e-9
 
 
 class Poisonable(nn.Module):

@@ -29,6 +29,7 @@ def test_presets():
     assert (paper.start, paper.meta_lr, paper.guard) == ("offline", 1e-5, None)
     assert (paper.offline_steps, paper.offline_meta_lr, paper.inner_steps) == (2500, 1e-3, 1)
     assert (default.start, default.guard) == ("warm_start", 2.0)
+    assert paper.horizon == default.horizon == "step" and RECIPES["horizon"].horizon == "momentum"
     assert get_recipe("paper") is paper and get_recipe(default) is default
     with pytest.raises(ValueError, match="unknown recipe 'magic'; choose from default, paper"):
         get_recipe("magic")
