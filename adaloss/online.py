@@ -91,8 +91,8 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         parameter_names(model, self.update.params())  # fails early for foreign tensors
         if not self.update.params():
             raise ValueError(
-                "the base optimizer holds no trainable parameters (none with "
-                "requires_grad=True): there is nothing to train"
+                "the base optimizer holds no trainable parameters (none with requires_grad=True): "
+                "there is nothing to train"
             )
         self.task = task
         self.meta_params = meta_params

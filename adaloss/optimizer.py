@@ -91,7 +91,6 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             horizon=recipe.horizon if horizon is None else horizon,
         )
         self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)
-        self.horizon = self.recipe.horizon  # MetaStep.horizon: where L_T is measured
         self.started = False  # whether the recipe's start (warm start / offline phase) ran
         self._guarded = torch.zeros((), dtype=torch.long)
         if hypergrad not in ENGINES:
@@ -129,6 +128,11 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         self._guarded = self._guarded.to(self.device)
         if self.horizon == "momentum":
             self.update.momentum_horizons()  # a momentum of 1 or more fails here, not mid-run
+
+    @property
+    def horizon(self) -> str:
+        """Where the meta-objective measures L_T (``MetaStep.horizon``): the recipe's."""
+        return self.recipe.horizon
 
     @property
     def guarded_steps(self) -> int:

@@ -6,6 +6,7 @@
 # selection error only (`adaloss table results/horizon-screen --split selection`).
 #
 #   scripts/horizon_screen.sh [STEPS] [SEEDS]          (default 2000 3)
+#   OUT=results/horizon-confirm scripts/horizon_screen.sh 10000 2   (the full-length check)
 #
 # Resumable: a finished result file is never recomputed.
 set -euo pipefail
