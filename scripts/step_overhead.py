@@ -69,7 +69,9 @@ def main() -> None:
             f()
             times[name].append(time.thread_time() - start)
     plain_ms = 1e3 * min(times["plain step"])
-    print(f"{spec.label} (batch {spec.batch}), 1 thread, {args.rounds} rounds; CPU ms of this thread")
+    print(
+        f"{spec.label} (batch {spec.batch}), 1 thread, {args.rounds} rounds; CPU ms of this thread"
+    )
     print("| part | min ms | median ms | min × plain step |")
     print("|---|--:|--:|--:|")
     for name, ts in times.items():
