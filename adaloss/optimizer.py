@@ -39,9 +39,11 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         task: ``Classification(C)``, ``BinaryClassification()`` or ``Regression(n)``.
         loss: the learned loss, any module ``(pred, target) -> scalar`` on the task's
             mapped (B, C) tensors; default ``LossNetwork()`` on the model's device/dtype.
-        recipe: ``"default"`` (task-loss warm start, η = 1e-3, the guard on; chosen on
-            held-out data, see BENCHMARKS.md), ``"paper"`` (Algorithm 1's offline phase,
-            η = 1e-5, no guard: the paper's Appendix C) or an ``adaloss.recipes.Recipe``.
+        recipe: ``"default"`` (task-loss warm start, η = 1e-3, the guard on, the momentum
+            horizon; chosen on held-out data, see BENCHMARKS.md), ``"paper"`` (Algorithm
+            1's offline phase, η = 1e-5, no guard, L_T at θ_{t+1}: the paper's Appendix C),
+            ``"step"`` (the default with L_T at θ_{t+1}: the default before 2026-12-05) or
+            an ``adaloss.recipes.Recipe``.
         meta_optimizer: default ``torch.optim.Adam(loss.parameters(), lr=meta_lr)``.
         meta_lr: online meta learning rate η; ``None`` takes the recipe's.
         guard: bound κ of the trust region ``adaloss.guard.TrustRegionGuard`` (the learned
@@ -59,8 +61,8 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             ``None`` never. bfloat16 needs no scaling.
         horizon: where the meta-objective measures the task loss: ``"step"`` at θ_{t+1}
             (the paper's), ``"momentum"`` at θ_t + U/(1−β), where the step's momentum β
-            eventually carries θ (the same as ``"step"`` without momentum); ``None`` takes
-            the recipe's.
+            eventually carries θ (the default recipe's; the same as ``"step"`` without
+            momentum); ``None`` takes the recipe's.
     """
 
     def __init__(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
@@ -29,7 +30,8 @@ def test_presets():
     assert (paper.start, paper.meta_lr, paper.guard) == ("offline", 1e-5, None)
     assert (paper.offline_steps, paper.offline_meta_lr, paper.inner_steps) == (2500, 1e-3, 1)
     assert (default.start, default.guard) == ("warm_start", 2.0)
-    assert paper.horizon == default.horizon == "step" and RECIPES["horizon"].horizon == "momentum"
+    assert (paper.horizon, default.horizon) == ("step", "momentum")
+    assert RECIPES["step"] == replace(default, name="step", horizon="step")
     assert get_recipe("paper") is paper and get_recipe(default) is default
     with pytest.raises(ValueError, match="unknown recipe 'magic'; choose from default, paper"):
         get_recipe("magic")
