@@ -8,8 +8,9 @@ horizon"): the task-loss warm start (``adaloss.warmstart``), online adaptation a
 the gradient-scale guard at κ = 2, and L_T measured where the step's momentum carries θ.
 In the screening (5 tasks × 3 seeds, 2,000 steps) η = 1e-3 had the lower selection error
 than η = 1e-4 on crime, Diabetes and California and tied on digits + logistic. With SGD
-momentum 0.9 the momentum horizon had a selection error no higher than L_T at θ_{t+1} on
-every row at 10,000 steps; without momentum the two are the same computation.
+momentum 0.9 at 10,000 steps the momentum horizon's selection error was no higher than
+L_T at θ_{t+1}'s on any row (the seeds both have: 1–2 per row); without momentum the two
+are the same computation.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Screening of the momentum horizon (issue 12): the five Table 1 rows trained with SGD
 # momentum 0.9 at a tenth of the paper's learning rate (the same effective step,
-# lr/(1−μ)), 3 seeds, 2,000 steps: the baseline, the default recipe (L_T at θ_{t+1}) and
-# the `horizon` recipe (L_T where the step's momentum carries θ). Since 2026-12-05 these are
-# `step` and `default`; the committed results keep the old names (adalfl_default, adalfl_horizon). Chosen afterwards on
+# lr/(1−μ)), 3 seeds, 2,000 steps: the baseline, the `step` recipe (L_T at θ_{t+1}) and the
+# default (L_T where the step's momentum carries θ). The committed results predate the names:
+# there `adalfl_default` is today's `step` and `adalfl_horizon` today's default. Chosen on
 # selection error only (`adaloss table results/horizon-screen --split selection`).
 #
 #   scripts/horizon_screen.sh [STEPS] [SEEDS]          (default 2000 3)
