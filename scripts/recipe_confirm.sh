@@ -5,9 +5,11 @@
 #
 #   scripts/recipe_confirm.sh [FIRST_SEED] [LAST_SEED]      (default 0 9)
 #   WORKERS=2 ADALOSS="python -m adaloss" OUT=results/recipe-confirm scripts/recipe_confirm.sh
+#   ROWS="0 1" SECOND=0 METALR=1 scripts/recipe_confirm.sh 2 9   (rows 0-1 only, no η 1e-4)
 #
-# Order: one block of seeds at a time, so a queue cut short still leaves whole rows.
-# Resumable (finished files are skipped).
+# Order: one block of seeds at a time, so a queue cut short still leaves whole seeds; ROWS
+# (indices into the rows below, in the order given) runs row by row instead, so a queue cut
+# short leaves whole rows. Resumable (finished files are skipped).
 set -euo pipefail
 
 first=${1:-0}
@@ -29,8 +31,8 @@ rows=(
 methods=(
     "--methods baseline"
     "--methods adalfl --recipe default"
-    "--methods adalfl --recipe default --meta-lr 1e-4"
 )
+if [ "${SECOND:-1}" = 1 ]; then methods+=("--methods adalfl --recipe default --meta-lr 1e-4"); fi
 if [ "${METALR:-0}" = 1 ]; then methods+=("--methods metalr"); fi
 
 jobs() {
@@ -46,4 +48,15 @@ jobs() {
     done
 }
 
-jobs | xargs -P "$workers" -I{} sh -c '{}'
+jobs_by_row() {
+    local r s m
+    for r in $ROWS; do
+        for s in $(seq "$first" "$last"); do
+            for m in "${methods[@]}"; do
+                echo "$adaloss run ${rows[$r]} $m --first-seed $s --seeds 1 $common"
+            done
+        done
+    done
+}
+
+if [ -n "${ROWS:-}" ]; then jobs_by_row; else jobs; fi | xargs -P "$workers" -I{} sh -c '{}'
