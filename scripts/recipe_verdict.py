@@ -1,0 +1,98 @@
+"""Does a method meet issue 12's bars against the baseline, row by row? Reads result files only.
+
+    python scripts/recipe_verdict.py                  # the default recipe in results/recipe-confirm
+    python scripts/recipe_verdict.py --method metalr  # the same bars for Meta-LR
+
+The bars, per (task, model) row, on the seeds both the method and the baseline have:
+
+- *fails*: runs of the method that diverged or collapsed (``adaloss.bench.failures``);
+- *never clearly worse*: the paired mean test-error difference (method − baseline) is at
+  most one sample standard deviation of the baseline's test error above zero;
+- *beats*: lower mean test error than the baseline and at least 70 % paired wins
+  (7/10 at ten seeds; a failed run loses).
+
+Test error is what the bars are about, so it is what this reads; selection error (what
+choices are made on) is printed beside it and decides nothing here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+from pathlib import Path
+
+from recipe_mechanism import ROWS, errors_by_seed
+
+from adaloss.bench.tables import render_table
+
+WIN_SHARE = 0.7  # the issue's 7/10
+
+
+def verdict(method: dict, baseline: dict) -> dict:
+    """The bars for one row, from {seed: final error (NaN: failed)} of method and baseline."""
+    seeds = sorted(set(method) & set(baseline))
+    failed = sum(not math.isfinite(method[s]) for s in seeds)
+    both = [s for s in seeds if math.isfinite(method[s]) and math.isfinite(baseline[s])]
+    diffs = [method[s] - baseline[s] for s in both]
+    wins = sum(math.isfinite(method[s]) and method[s] < baseline[s] for s in seeds)
+    finite_base = [baseline[s] for s in seeds if math.isfinite(baseline[s])]
+    base_std = statistics.stdev(finite_base) if len(finite_base) > 1 else math.nan
+    mean_diff = statistics.fmean(diffs) if diffs else math.nan
+    limit = base_std if math.isfinite(base_std) else 0.0
+    worse = not math.isfinite(mean_diff) or mean_diff > limit
+    beats = bool(diffs) and mean_diff < 0 and wins >= WIN_SHARE * len(seeds)
+    return {
+        "seeds": len(seeds),
+        "failed": failed,
+        "mean_diff": mean_diff,
+        "base_std": base_std,
+        "wins": wins,
+        "clearly_worse": worse,
+        "beats": beats,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folder", default="results/recipe-confirm")
+    parser.add_argument(
+        "--method", default="adalfl_default", help="method key (result folder name)"
+    )
+    parser.add_argument("--root", default=".", help="repository root")
+    args = parser.parse_args()
+    root = Path(args.root)
+    rows, beaten, worse, failed, runs = [], 0, 0, 0, 0
+    for task, model in ROWS:
+        per_split = {}
+        for split in ("selection", "test"):
+            base = errors_by_seed(root, args.folder, "baseline", task, model, split)
+            other = errors_by_seed(root, args.folder, args.method, task, model, split)
+            per_split[split] = verdict(other, base)
+        v, sel = per_split["test"], per_split["selection"]
+        if not v["seeds"]:
+            rows.append([task, model, "0", "-", "-", "-", "-", "-", "-"])
+            continue
+        runs += v["seeds"]
+        failed += v["failed"]
+        beaten += v["beats"]
+        worse += v["clearly_worse"]
+        rows.append([
+            task, model, str(v["seeds"]), str(v["failed"]),
+            f"{sel['mean_diff']:+.4f} (wins {sel['wins']}/{sel['seeds']})",
+            f"{v['mean_diff']:+.4f} (wins {v['wins']}/{v['seeds']})",
+            f"{v['base_std']:.4f}",
+            "yes" if v["clearly_worse"] else "no",
+            "yes" if v["beats"] else "no",
+        ])  # fmt: skip
+    header = ["task", "model", "seeds", "failed", "selection Δ", "test Δ", "baseline test std",
+              "clearly worse", "beats"]  # fmt: skip
+    print("\n".join(render_table(header, rows, markdown=True, n_left=2)))
+    print(
+        f"\n{args.method} vs baseline in {args.folder}: failed {failed} of {runs} runs; "
+        f"clearly worse on {worse} rows; beats the baseline on {beaten} of {len(ROWS)} rows."
+    )
+
+
+if __name__ == "__main__":
+    main()
