@@ -62,7 +62,8 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         horizon: where the meta-objective measures the task loss: ``"step"`` at θ_{t+1}
             (the paper's), ``"momentum"`` at θ_t + U/(1−β), where the step's momentum β
             eventually carries θ (the default recipe's; the same as ``"step"`` without
-            momentum); ``None`` takes the recipe's.
+            momentum), a number H ≥ 1 at θ_t + H·U for every parameter (a longer horizon
+            whatever the optimizer); ``None`` takes the recipe's.
     """
 
     def __init__(
@@ -80,7 +81,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         recipe: str | Recipe = "default",
         guard: float | bool | None = None,
         grad_scale: str | None = "auto",
-        horizon: str | None = None,
+        horizon: str | float | None = None,
     ) -> None:
         recipe = get_recipe(recipe)
         if guard is not None and guard is not False:
@@ -132,7 +133,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             self.update.momentum_horizons()  # a momentum of 1 or more fails here, not mid-run
 
     @property
-    def horizon(self) -> str:
+    def horizon(self) -> str | float:
         """Where the meta-objective measures L_T (``MetaStep.horizon``): the recipe's."""
         return self.recipe.horizon
 

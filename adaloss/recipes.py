@@ -18,7 +18,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 STARTS = ("warm_start", "offline")
-HORIZONS = ("step", "momentum")
+HORIZONS = ("step", "momentum")  # or a number H >= 1: L_T at θ_t + H·U for every parameter
+
+
+def check_horizon(horizon) -> None:
+    """Refuse a horizon that is neither one of HORIZONS nor a finite number >= 1."""
+    if horizon in HORIZONS:
+        return
+    if isinstance(horizon, bool) or not isinstance(horizon, int | float):
+        raise ValueError(f"horizon must be one of {HORIZONS} or a number >= 1, got {horizon!r}")
+    if not 1.0 <= horizon < float("inf"):
+        raise ValueError(f"a numeric horizon must be finite and >= 1, got {horizon!r}")
 
 
 @dataclass(frozen=True)
@@ -32,13 +42,13 @@ class Recipe:
     offline_steps: int = 2500  # Algorithm 1's outer steps (start="offline")
     offline_meta_lr: float = 1e-3  # Algorithm 1's η
     inner_steps: int = 1
-    horizon: str = "step"  # L_T at θ_{t+1} ("step") or where momentum carries θ ("momentum")
+    # L_T at θ_{t+1} ("step"), where momentum carries θ ("momentum"), or at θ_t + H·U (H)
+    horizon: str | float = "step"
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
             raise ValueError(f"start must be one of {STARTS}, got {self.start!r}")
-        if self.horizon not in HORIZONS:
-            raise ValueError(f"horizon must be one of {HORIZONS}, got {self.horizon!r}")
+        check_horizon(self.horizon)
         if self.meta_lr < 0:
             raise ValueError(f"meta_lr must be >= 0, got {self.meta_lr}")
         if self.guard is not None and not self.guard > 0:

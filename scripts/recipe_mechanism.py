@@ -37,6 +37,7 @@ COLUMNS = [
     ("η 1e-4, κ 2", "results/recipe-confirm", "adalfl_default_eta0.0001"),
     ("η 1e-3, κ 1", "results/recipe-shape", "adalfl_default_guard1"),
     ("Meta-LR", "results/recipe-confirm", "metalr"),
+    ("default, H 10", "results/lookahead-screen", "adalfl_default_horizon10"),
 ]
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from adaloss.bench.cli import main
+from adaloss.bench.config import RunConfig
+from adaloss.bench.runner import prepare_run
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -110,3 +112,10 @@ def test_an_unrelated_import_error_is_not_hidden(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "adaloss.bench.plots", None)
     with pytest.raises(ImportError):
         main(["plot", str(tmp_path)])
+
+
+def test_run_passes_the_horizon_to_the_optimizer(data_dir):
+    config = RunConfig("diabetes", "adaloss_mlp", "adalfl", 0, 5, recipe="default", horizon=10.0)
+    assert prepare_run(config).opt.horizon == 10.0
+    assert prepare_run(RunConfig("diabetes", "adaloss_mlp", "adalfl", 0, 5,
+                                 recipe="default")).opt.horizon == "momentum"  # fmt: skip

@@ -30,7 +30,7 @@ def test_momentum_horizons_read_each_optimizers_momentum():
     assert DifferentiableUpdate(torch.optim.Adagrad([a])).momentum_horizons() == [1.0]
 
 
-def horizon_optimizer(opt_name: str, engine: str, horizon: str, seed: int = 0):
+def horizon_optimizer(opt_name: str, engine: str, horizon: str | float, seed: int = 0):
     model = make_model("mlp", seed=seed)
     torch.manual_seed(7)
     base = OPTIMIZERS[opt_name](model.parameters())
@@ -101,7 +101,66 @@ def test_without_momentum_the_horizon_is_the_paper_step(float64):
     assert all(torch.equal(a, b) for a, b in zip(*runs.values(), strict=True))
 
 
+def test_engines_agree_with_a_numeric_horizon_without_momentum(float64):
+    data = batches((6,), 8)
+    grads = {}
+    for engine, horizon in [("unroll", 10.0), ("forward", 10.0), ("forward", "step")]:
+        _, opt = horizon_optimizer("sgd", engine, horizon)
+        for t in range(3):
+            opt.step(*data[2 * t], *data[2 * t + 1])
+        grads[engine, horizon] = flat(opt.meta_gradient(*data[6], *data[7]))
+    unroll, forward = grads["unroll", 10.0], grads["forward", 10.0]
+    assert unroll.norm() > 0
+    assert (forward - unroll).norm() <= 1e-8 * unroll.norm()
+    assert (grads["forward", "step"] - forward).norm() > 1e-3 * forward.norm()
+
+
+def test_a_numeric_horizon_measures_the_task_loss_h_updates_ahead(float64):
+    """Plain SGD, H = 4: L_T is read at θ_t + 4·(θ_{t+1} − θ_t); θ_{t+1} itself is the step's."""
+    task = adaloss.Classification(3)
+    model = make_model("mlp")
+    twin = copy.deepcopy(model)
+    torch.manual_seed(7)  # ϕ_0: the same random loss network for both
+    opt = paper_optimizer(model, torch.optim.SGD(model.parameters(), lr=0.1), task,
+                          meta_lr=1e-3, horizon=4)  # fmt: skip
+    torch.manual_seed(7)
+    step = paper_optimizer(twin, torch.optim.SGD(twin.parameters(), lr=0.1), task,
+                           meta_lr=1e-3, horizon="step")  # fmt: skip
+    x, y, xv, yv = *batches((6,), 2)[0], *batches((6,), 2)[1]
+    before = [p.detach().clone() for p in model.parameters()]
+    result = opt.step(x, y, xv, yv)
+    step.step(x, y, xv, yv)
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)  # the base step does not change
+    names = [n for n, _ in model.named_parameters()]
+    ahead = [b + 4.0 * (p.detach() - b) for b, p in zip(before, model.parameters(), strict=True)]
+    measured = torch.func.functional_call(model, dict(zip(names, ahead, strict=True)), xv)
+    assert float(result.task_loss) == pytest.approx(float(task.loss(measured, yv)), rel=1e-12)
+
+
+def test_horizon_ten_is_the_momentum_horizon_of_momentum_point_nine(float64):
+    runs = {}
+    for horizon in (10.0, "momentum"):
+        model, opt = horizon_optimizer("momentum", "forward", horizon)
+        assert opt.base_optimizer.param_groups[0]["momentum"] == 0.9
+        phi_0 = flat(opt.loss.parameters())
+        for x, y in batches((6,), 6):
+            opt.step(x, y, x, y)
+        runs[horizon] = (flat(model.parameters()), flat(opt.loss.parameters()))
+        assert not torch.equal(runs[horizon][1], phi_0)  # ϕ adapted: the horizon mattered
+    for a, b in zip(*runs.values(), strict=True):  # 1/(1 − 0.9) is 10 to one ulp
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
 def test_bad_horizons_are_refused_before_anything_changes():
+    model = make_model("mlp")
+    for bad, message in [(0.5, ">= 1"), (float("inf"), ">= 1"), (float("nan"), ">= 1"),
+                         (True, "one of"), ("10", "one of")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            adaloss.MetaLossOptimizer(
+                model, torch.optim.SGD(model.parameters(), lr=0.1), adaloss.Classification(3),
+                horizon=bad,
+            )  # fmt: skip
     model = make_model("mlp")
     with pytest.raises(ValueError, match="horizon must be one of"):
         adaloss.MetaLossOptimizer(

@@ -368,6 +368,9 @@ def test_method_labels_come_from_results_else_from_the_key():
     assert method_label("ml3") == "ML3 (Offline)" and method_label("abc_x") == "abc_x"
     config = RunConfig("digits", "adaloss_mlp", "adalfl", 0, 10, recipe="default", meta_lr=0.01)
     assert config.label == method_label(config.key) == "AdaLFL (Online) [default, eta0.01]"
+    longer = RunConfig("digits", "adaloss_mlp", "adalfl", 0, 10, recipe="default", horizon=10.0)
+    assert longer.key == "adalfl_default_horizon10"
+    assert RunConfig("digits", "adaloss_mlp", "metalr", 0, 10, horizon=10.0).key == "metalr"
 
 
 def test_empty_results():

@@ -70,6 +70,7 @@ class RunConfig:
     meta_lr: float | None = None  # None: the recipe's (paper: 1e-5)
     recipe: str = "paper"
     guard: float | None = None  # None: the recipe's; 0: off
+    horizon: float | None = None  # None: the recipe's; H: L_T at θ_t + H·U
     init_steps: int = DEFAULT_INIT_STEPS
     init_meta_lr: float = DEFAULT_INIT_META_LR
     inner_steps: int = 1
@@ -97,6 +98,8 @@ class RunConfig:
             key += f"_eta{self.meta_lr:g}"
         if self.method == "adalfl" and self.guard is not None and self.guard != recipe.guard:
             key += f"_guard{self.guard:g}" if self.guard else "_noguard"
+        if self.method == "adalfl" and self.horizon is not None:
+            key += f"_horizon{self.horizon:g}"
         offline = self.method != "baseline" and (
             self.method != "adalfl" or recipe.start == "offline"
         )
@@ -152,6 +155,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="AdaLFL recipe; ML3, Meta-LR: the paper's")  # fmt: skip
     parser.add_argument("--guard", type=float, default=None,
                         help="AdaLFL guard bound κ (default: the recipe's; 0: off)")  # fmt: skip
+    parser.add_argument("--horizon", type=float, default=None,
+                        help="AdaLFL: L_T at θ_t + H·U (default: the recipe's)")  # fmt: skip
     parser.add_argument(
         "--init-steps", type=int, default=DEFAULT_INIT_STEPS, help="offline steps (Alg. 1)"
     )
@@ -193,7 +198,8 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     shared = {
         name: getattr(args, name)
         for name in (
-            "batch_size", "loss", "meta_objective", "meta_lr", "recipe", "guard", "init_steps",
+            "batch_size", "loss", "meta_objective", "meta_lr", "recipe", "guard", "horizon",
+            "init_steps",
             "init_meta_lr",
             "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",
             "data_dir", "device",

@@ -140,6 +140,7 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
                 model, base, task, loss=loss, meta_lr=config.meta_lr, hypergrad=config.hypergrad,
                 meta_every=config.meta_every, online=config.method == "adalfl", recipe=recipe,
                 guard=guard if config.method == "adalfl" else None,
+                horizon=config.horizon if config.method == "adalfl" else None,
             )  # fmt: skip
             timeline = LossTimeline(loss, task)
         init_train = batches(

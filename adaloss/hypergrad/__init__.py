@@ -48,8 +48,9 @@ class MetaStep:
     replicas: Replicas = field(default_factory=Replicas)  # the ranks whose batches add up
     grad_scale: float = 1.0  # S (float16): backward passes through the model run at S×
     # Where L_T is measured: "step" at θ_{t+1} (the paper's), "momentum" at θ_t + H·U with
-    # H = 1/(1−β) per parameter, where the step's momentum eventually carries θ.
-    horizon: str = "step"
+    # H = 1/(1−β) per parameter, where the step's momentum eventually carries θ; a number:
+    # that H for every parameter.
+    horizon: str | float = "step"
 
     def __post_init__(self) -> None:
         if self.objective is not None:  # the weights the step's objective was evaluated with
@@ -73,11 +74,14 @@ class MetaStep:
         """H per parameter, or None for the one-step objective (H = 1 everywhere)."""
         if self.horizon == "step":
             return None
-        horizons = self.update.momentum_horizons()
+        if self.horizon == "momentum":
+            horizons = self.update.momentum_horizons()
+        else:
+            horizons = [float(self.horizon)] * len(self.update.params())
         return None if all(h == 1.0 for h in horizons) else horizons
 
     def lookahead(self, params: Tensors, updates: Tensors, horizons: list[float]) -> Tensors:
-        """θ_t + H·U: where the momentum horizon measures the meta-objective."""
+        """θ_t + H·U: where a horizon longer than one step measures the meta-objective."""
         return tuple(p + h * u for p, h, u in zip(params, horizons, updates, strict=True))
 
     def validation_loss(self, new_params: Tensors) -> torch.Tensor:
