@@ -35,7 +35,9 @@ def verdict(method: dict, baseline: dict) -> dict:
     failed = sum(not math.isfinite(method[s]) for s in seeds)
     both = [s for s in seeds if math.isfinite(method[s]) and math.isfinite(baseline[s])]
     diffs = [method[s] - baseline[s] for s in both]
-    wins = sum(math.isfinite(method[s]) and method[s] < baseline[s] for s in seeds)
+    wins = sum(  # a failed run loses, on either side
+        math.isfinite(method[s]) and not method[s] >= baseline[s] for s in seeds
+    )
     finite_base = [baseline[s] for s in seeds if math.isfinite(baseline[s])]
     base_std = statistics.stdev(finite_base) if len(finite_base) > 1 else math.nan
     mean_diff = statistics.fmean(diffs) if diffs else math.nan

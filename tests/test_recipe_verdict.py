@@ -44,3 +44,5 @@ def test_a_failed_run_counts_loses_and_is_left_out_of_the_mean():
     v = verdict(method, BASE)
     assert v["failed"] == 1 and v["wins"] == 9
     assert v["mean_diff"] == pytest.approx(-0.001)
+    failed_base = verdict({s: BASE[s] + 0.001 for s in range(10)}, {**BASE, 4: math.nan})
+    assert failed_base["wins"] == 1 and failed_base["failed"] == 0  # seed 4: the baseline lost
