@@ -7,7 +7,8 @@ The bars, per (task, model) row, on the seeds both the method and the baseline h
 
 - *fails*: runs of the method that diverged or collapsed (``adaloss.bench.failures``);
 - *never clearly worse*: the paired mean test-error difference (method − baseline) is at
-  most one sample standard deviation of the baseline's test error above zero;
+  most one sample standard deviation of the baseline's test error above zero (undecided
+  with one baseline seed: there is no spread to compare with);
 - *beats*: lower mean test error than the baseline and at least 70 % paired wins
   (7/10 at ten seeds; a failed run loses).
 
@@ -41,8 +42,8 @@ def verdict(method: dict, baseline: dict) -> dict:
     finite_base = [baseline[s] for s in seeds if math.isfinite(baseline[s])]
     base_std = statistics.stdev(finite_base) if len(finite_base) > 1 else math.nan
     mean_diff = statistics.fmean(diffs) if diffs else math.nan
-    limit = base_std if math.isfinite(base_std) else 0.0
-    worse = not math.isfinite(mean_diff) or mean_diff > limit
+    # One baseline seed has no spread to compare with: undecided (None), not "worse at 0".
+    worse = None if math.isnan(base_std) else not math.isfinite(mean_diff) or mean_diff > base_std
     beats = bool(diffs) and mean_diff < 0 and wins >= WIN_SHARE * len(seeds)
     return {
         "seeds": len(seeds),
@@ -78,13 +79,13 @@ def main() -> None:
         runs += v["seeds"]
         failed += v["failed"]
         beaten += v["beats"]
-        worse += v["clearly_worse"]
+        worse += bool(v["clearly_worse"])
         rows.append([
             task, model, str(v["seeds"]), str(v["failed"]),
             f"{sel['mean_diff']:+.4f} (wins {sel['wins']}/{sel['seeds']})",
             f"{v['mean_diff']:+.4f} (wins {v['wins']}/{v['seeds']})",
             f"{v['base_std']:.4f}",
-            "yes" if v["clearly_worse"] else "no",
+            {True: "yes", False: "no", None: "n/a (one seed)"}[v["clearly_worse"]],
             "yes" if v["beats"] else "no",
         ])  # fmt: skip
     header = ["task", "model", "seeds", "failed", "selection Δ", "test Δ", "baseline test std",

@@ -46,3 +46,10 @@ def test_a_failed_run_counts_loses_and_is_left_out_of_the_mean():
     assert v["mean_diff"] == pytest.approx(-0.001)
     failed_base = verdict({s: BASE[s] + 0.001 for s in range(10)}, {**BASE, 4: math.nan})
     assert failed_base["wins"] == 1 and failed_base["failed"] == 0  # seed 4: the baseline lost
+
+
+def test_one_baseline_seed_leaves_clearly_worse_undecided():
+    one = verdict({0: BASE[0] + 0.01}, {0: BASE[0]})
+    assert one["seeds"] == 1 and math.isnan(one["base_std"])
+    assert one["clearly_worse"] is None and not one["beats"]
+    assert verdict({0: math.nan}, {0: BASE[0]})["clearly_worse"] is None
