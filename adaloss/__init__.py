@@ -1,5 +1,6 @@
 """adaloss: online loss-function learning (AdaLFL) as a drop-in optimizer wrapper."""
 
+from adaloss.anchored import AnchoredAdam
 from adaloss.losses import LossNetwork, ML3Network, SmoothLeakyReLU, TaylorLoss
 from adaloss.metalr import MetaLROptimizer
 from adaloss.online import StepResult
@@ -7,6 +8,7 @@ from adaloss.optimizer import MetaLossOptimizer
 from adaloss.tasks import BinaryClassification, Classification, Regression, Task
 
 __all__ = [
+    "AnchoredAdam",
     "BinaryClassification",
     "Classification",
     "LossNetwork",

@@ -1,33 +1,9 @@
 #!/usr/bin/env bash
 # Screening a longer horizon without momentum (issue 12): the default recipe with the
 # meta-objective measured at θ_t + H·U (`--horizon H`, default 10 = the horizon momentum 0.9
-# gives) on the five Table 1 rows at the paper's settings (plain SGD, 10,000 steps), seeds
-# 0–2. Full length, not 2,000 steps: the default's harm on Diabetes appears after 2,000–4,000
-# steps (results/recipe-confirm curves). Compared with the baseline and the default of
-# results/recipe-confirm (same θ_0, ϕ_0 and batches) by `python scripts/recipe_mechanism.py`.
+# gives); see scripts/variant_screen.sh for the rows, seeds and comparison.
 #
 #   scripts/lookahead_screen.sh [H] [SEEDS]             (default 10 3)
-#
-# Resumable: a finished result file is never recomputed. Chosen on selection error only.
 set -euo pipefail
-
-horizon=${1:-10}
-seeds=${2:-3}
-workers=${WORKERS:-2}
-adaloss=${ADALOSS:-adaloss}
-out=${OUT:-results/lookahead-screen}
-common="--methods adalfl --recipe default --horizon $horizon --threads 1 --quiet --out $out"
-
-rows=(  # the rows where the default lost first, then the rest
-    "--task diabetes"
-    "--task crime"
-    "--task digits --model adaloss_logistic"
-    "--task california"
-    "--task digits --model adaloss_mlp"
-)
-
-for row in "${rows[@]}"; do
-    for s in $(seq 0 $((seeds - 1))); do
-        echo "$adaloss run $row --first-seed $s --seeds 1 $common"
-    done
-done | xargs -P "$workers" -I{} sh -c '{}'
+OUT=${OUT:-results/lookahead-screen} exec "$(dirname "$0")/variant_screen.sh" \
+    "--horizon ${1:-10}" "${2:-3}"

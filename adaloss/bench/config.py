@@ -71,6 +71,7 @@ class RunConfig:
     recipe: str = "paper"
     guard: float | None = None  # None: the recipe's; 0: off
     horizon: float | None = None  # None: the recipe's; H: L_T at θ_t + H·U
+    meta_anchor: float | None = None  # None: plain Adam updates ϕ; a: adaloss.AnchoredAdam
     init_steps: int = DEFAULT_INIT_STEPS
     init_meta_lr: float = DEFAULT_INIT_META_LR
     inner_steps: int = 1
@@ -100,6 +101,8 @@ class RunConfig:
             key += f"_guard{self.guard:g}" if self.guard else "_noguard"
         if self.method == "adalfl" and self.horizon is not None:
             key += f"_horizon{self.horizon:g}"
+        if self.method == "adalfl" and self.meta_anchor is not None:
+            key += f"_anchor{self.meta_anchor:g}"
         offline = self.method != "baseline" and (
             self.method != "adalfl" or recipe.start == "offline"
         )
@@ -157,6 +160,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="AdaLFL guard bound κ (default: the recipe's; 0: off)")  # fmt: skip
     parser.add_argument("--horizon", type=float, default=None,
                         help="AdaLFL: L_T at θ_t + H·U (default: the recipe's)")  # fmt: skip
+    parser.add_argument("--meta-anchor", type=float, default=None,
+                        help="AdaLFL: ϕ by AnchoredAdam at this pull (default: Adam)")  # fmt: skip
     parser.add_argument(
         "--init-steps", type=int, default=DEFAULT_INIT_STEPS, help="offline steps (Alg. 1)"
     )
@@ -199,6 +204,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
         name: getattr(args, name)
         for name in (
             "batch_size", "loss", "meta_objective", "meta_lr", "recipe", "guard", "horizon",
+            "meta_anchor",
             "init_steps",
             "init_meta_lr",
             "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",

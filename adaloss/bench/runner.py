@@ -136,8 +136,16 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
             loss = (make_loss or LOSSES[config.loss])().to(device)
             recipe = config.recipe if config.method == "adalfl" else "paper"
             guard = None if config.guard is None else (config.guard or False)
+            meta_optimizer = None
+            if config.method == "adalfl" and config.meta_anchor is not None:
+                eta = config.recipe_settings.meta_lr if config.meta_lr is None else config.meta_lr
+                meta_optimizer = adaloss.AnchoredAdam(
+                    [p for p in loss.parameters() if p.requires_grad], lr=eta,
+                    anchor=config.meta_anchor,
+                )  # fmt: skip
             opt = adaloss.MetaLossOptimizer(
-                model, base, task, loss=loss, meta_lr=config.meta_lr, hypergrad=config.hypergrad,
+                model, base, task, loss=loss, meta_optimizer=meta_optimizer,
+                meta_lr=config.meta_lr, hypergrad=config.hypergrad,
                 meta_every=config.meta_every, online=config.method == "adalfl", recipe=recipe,
                 guard=guard if config.method == "adalfl" else None,
                 horizon=config.horizon if config.method == "adalfl" else None,
