@@ -119,3 +119,15 @@ def test_run_passes_the_horizon_to_the_optimizer(data_dir):
     assert prepare_run(config).opt.horizon == 10.0
     assert prepare_run(RunConfig("diabetes", "adaloss_mlp", "adalfl", 0, 5,
                                  recipe="default")).opt.horizon == "momentum"  # fmt: skip
+
+
+def test_run_meta_anchor_files_the_variant_under_its_own_key(tmp_path, data_dir):
+    out = tmp_path / "runs"
+    args = ["run", "--task", "diabetes", "--methods", "adalfl", "--meta-anchor", "1", "--seeds",
+            "1", "--out", str(out), *TINY]  # fmt: skip
+    assert main(args) == 0
+    record = json.loads(
+        (out / "diabetes/adaloss_mlp/adalfl_default_anchor1/seed0.json").read_text()
+    )
+    assert record["config"]["meta_anchor"] == 1.0
+    assert [p.name for p in out.rglob("seed*.json")] == ["seed0.json"]
