@@ -38,6 +38,7 @@ COLUMNS = [
     ("η 1e-3, κ 1", "results/recipe-shape", "adalfl_default_guard1"),
     ("Meta-LR", "results/recipe-confirm", "metalr"),
     ("default, H 10", "results/lookahead-screen", "adalfl_default_horizon10"),
+    ("default, anchor 1", "results/anchor-screen", "adalfl_default_anchor1"),
 ]
 
 
