@@ -42,11 +42,12 @@ class AnchoredAdam(torch.optim.Adam):
 
     @torch.no_grad()
     def step(self, closure=None):
+        # Every parameter without a start yet, gradient or not: a closure may make one.
         starts = {
             p: p.detach().clone()
             for group in self.param_groups
             for p in group["params"]
-            if p.grad is not None and "anchor" not in self.state[p]
+            if "anchor" not in self.state.get(p, ())
         }
         loss = super().step(closure)
         for group in self.param_groups:

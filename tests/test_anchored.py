@@ -98,3 +98,18 @@ def test_the_runner_updates_phi_with_anchored_adam_at_the_recipe_eta():
     plain = RunConfig(task="diabetes", model="adaloss_mlp", method="adalfl",
                       recipe="default", seed=0, steps=3, lr=0.001)  # fmt: skip
     assert type(prepare_run(plain).opt.meta_optimizer) is torch.optim.Adam
+
+
+def test_a_closure_that_makes_the_gradient_still_records_the_start():
+    p = torch.ones(2, requires_grad=True)
+    opt = adaloss.AnchoredAdam([p], lr=0.1, anchor=1.0)
+
+    def closure():
+        opt.zero_grad()
+        loss = (p**2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    torch.testing.assert_close(opt.state[p]["anchor"], torch.ones(2), rtol=0, atol=0)
+    assert (p.detach() < 1).all()
