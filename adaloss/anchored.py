@@ -1,10 +1,11 @@
 """Adam that pulls every parameter back toward where its first step started.
 
 Why: after the first ~1,000 steps of the paper's regression rows the one-step
-meta-gradient is mostly noise (BENCHMARKS.md, "Is the default's longer step short-horizon
-bias?"), and Adam's normalized step turns noise into a random walk of ϕ of about
-lr·√steps per coordinate, whatever the signal's size. A decoupled pull toward the start
-(the L2-SP prior of fine-tuning, applied like AdamW's decay) bounds that walk — for pure
+meta-gradient is mostly noise, and Adam's normalized step turns noise into a random walk
+of ϕ of about lr·√steps per coordinate, whatever the signal's size (BENCHMARKS.md, "ϕ
+pulled back toward its warm start", which also has its screen: not better than Adam). A
+decoupled pull toward the start (the L2-SP prior of fine-tuning, applied like AdamW's
+decay) bounds that walk — for pure
 noise ϕ stays within about √(lr / (2·anchor)) of its start per coordinate — while a
 meta-gradient of consistent sign can still move a coordinate by about 1/anchor.
 """
