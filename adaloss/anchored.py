@@ -5,9 +5,9 @@ meta-gradient is mostly noise, and Adam's normalized step turns noise into a ran
 of ϕ of about lr·√steps per coordinate, whatever the signal's size (BENCHMARKS.md, "ϕ
 pulled back toward its warm start", which also has its screen: not better than Adam). A
 decoupled pull toward the start (the L2-SP prior of fine-tuning, applied like AdamW's
-decay) bounds that walk — for pure
-noise ϕ stays within about √(lr / (2·anchor)) of its start per coordinate — while a
-meta-gradient of consistent sign can still move a coordinate by about 1/anchor.
+decay) bounds that walk — for pure noise ϕ stays within about √(lr / (2·anchor)) of its
+start per coordinate — while a meta-gradient of consistent sign can still move a
+coordinate by about 1/anchor.
 """
 
 from __future__ import annotations
