@@ -30,22 +30,9 @@ import math
 
 import torch
 
-from adaloss.bench.batching import eval_batches
-from adaloss.bench.config import PAPER_MODELS, REGRESSION_TASKS, RunConfig
-from adaloss.bench.runner import prepare_run
+from adaloss.bench.config import PAPER_MODELS, RunConfig, paper_lr
+from adaloss.bench.runner import evaluate_error, prepare_run
 from adaloss.bench.step import training_step
-
-
-@torch.no_grad()
-def mean_task_loss(model, task, ds, device) -> float:
-    """The task loss (the meta-objective's L_T) averaged over a whole split, in eval mode."""
-    model.eval()
-    total, count = 0.0, 0
-    for x, y in eval_batches(ds, batch_size=1024, device=device):
-        total += float(task.loss(model(x), y)) * len(x)
-        count += len(x)
-    model.train()
-    return total / count
 
 
 def probe(run, batches, lr, factor, horizons):
@@ -63,7 +50,9 @@ def probe(run, batches, lr, factor, horizons):
             if k in horizons:
                 for split in ("val", "selection"):
                     ds = getattr(run.data, split)
-                    value = mean_task_loss(model, run.task, ds, run.config.device)
+                    # L_T, the meta-objective's loss, over the whole split
+                    value = evaluate_error(model, run.task, ds, run.config.device,
+                                           metric=run.task.loss)  # fmt: skip
                     losses[split, k] = losses.get((split, k), 0.0) + sign * value
         model.load_state_dict(saved_model)
         base.load_state_dict(saved_base)
@@ -71,14 +60,13 @@ def probe(run, batches, lr, factor, horizons):
 
 
 def run_seed(args, seed: int) -> list[tuple[int, dict]]:
-    regression = args.task in REGRESSION_TASKS
     config = RunConfig(
         task=args.task,
         model=args.model,
         method="baseline",
         seed=seed,
         steps=max(args.at),
-        lr=args.lr if args.lr is not None else (0.001 if regression else 0.01),
+        lr=args.lr if args.lr is not None else paper_lr(args.task),
         data_dir=args.data_dir,
     )
     run = prepare_run(config)

@@ -16,7 +16,7 @@ import argparse
 
 import torch
 
-from adaloss.bench.config import PAPER_MODELS, REGRESSION_TASKS, RunConfig
+from adaloss.bench.config import PAPER_MODELS, RunConfig, paper_lr
 from adaloss.bench.runner import prepare_run
 
 STOPS = (10, 100, 300, 1000, 2000, 3000, 5000, 10_000)
@@ -61,7 +61,7 @@ def main() -> None:
     model = args.model or PAPER_MODELS[args.task][0]
     config = RunConfig(task=args.task, model=model, method="adalfl", recipe="default",
                        seed=args.seed, steps=args.steps, data_dir=args.data_dir,
-                       lr=0.001 if args.task in REGRESSION_TASKS else 0.01)  # fmt: skip
+                       lr=paper_lr(args.task))  # fmt: skip
     run = prepare_run(config)
     meta = run.opt.meta_optimizer
     phi = [p for group in meta.param_groups for p in group["params"]]

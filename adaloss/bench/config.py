@@ -51,6 +51,11 @@ DEFAULT_INIT_STEPS = _PAPER.offline_steps  # the paper's S_init (Appendix C)
 DEFAULT_INIT_META_LR = _PAPER.offline_meta_lr  # the paper's offline η
 
 
+def paper_lr(task: str) -> float:
+    """The paper's base SGD learning rate for ``task`` (Appendix C)."""
+    return 0.001 if task in REGRESSION_TASKS else 0.01
+
+
 @dataclass
 class RunConfig:
     """Everything that determines one run (written into its result file)."""
@@ -183,7 +188,6 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     """One RunConfig per (seed, model, method) that ``adaloss run``'s options ask for."""
-    regression = args.task in REGRESSION_TASKS
     augmented = args.task in AUGMENTED_TASKS
     models = args.model.split(",") if args.model else PAPER_MODELS.get(args.task)
     if not models:
@@ -194,7 +198,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
         raise SystemExit(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     defaults = {
         "steps": args.steps or PAPER_STEPS.get(args.task, 10_000),
-        "lr": args.lr if args.lr is not None else (0.001 if regression else 0.01),
+        "lr": args.lr if args.lr is not None else paper_lr(args.task),
         "momentum": args.momentum if args.momentum is not None else (0.9 if augmented else 0.0),
         "weight_decay": args.weight_decay
         if args.weight_decay is not None

@@ -54,15 +54,19 @@ def _make_model(config: RunConfig, data) -> nn.Module:
 
 
 @torch.no_grad()
-def evaluate_error(model: nn.Module, task, ds, device, limit: int | None = None) -> float:
-    """``task.error`` of ``model`` over ``ds`` (its first ``limit`` examples), in eval mode."""
+def evaluate_error(
+    model: nn.Module, task, ds, device, limit: int | None = None, metric=None
+) -> float:
+    """``task.error`` (or ``metric(outputs, targets)``, a batch mean) of ``model`` over ``ds``
+    (its first ``limit`` examples), in eval mode."""
+    metric = task.error if metric is None else metric
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
     for x, y in eval_batches(ds, batch_size=1024, device=device):
         if limit is not None and count >= limit:
             break
-        total += float(task.error(model(x), y)) * len(x)
+        total += float(metric(model(x), y)) * len(x)
         count += len(x)
     model.train(was_training)
     return total / max(count, 1)
