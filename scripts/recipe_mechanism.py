@@ -6,6 +6,7 @@ the same method key (a baseline at twice the learning rate is still ``baseline``
 
     python scripts/recipe_mechanism.py                      # selection error (choices)
     python scripts/recipe_mechanism.py --split test         # read once, for the report
+    python scripts/recipe_mechanism.py --seeds 5 --columns 0,1,2   # seeds 0-4, three columns
 
 Each cell is the mean over the seeds that did not fail (n in brackets, failures counted),
 and the paired mean difference from the baseline over the seeds both have.
@@ -32,6 +33,7 @@ ROWS = [
 # (column, folder, method key); the first column is the reference of the paired differences.
 COLUMNS = [
     ("baseline", "results/recipe-confirm", "baseline"),
+    ("baseline, ½ lr", "results/lr-half", "baseline"),
     ("baseline, 2× lr", "results/lr-check", "baseline"),
     ("default (η 1e-3, κ 2)", "results/recipe-confirm", "adalfl_default"),
     ("η 1e-4, κ 2", "results/recipe-confirm", "adalfl_default_eta0.0001"),
@@ -42,12 +44,16 @@ COLUMNS = [
 ]
 
 
-def errors_by_seed(root: Path, folder: str, key: str, task: str, model: str, split: str):
-    """{seed: final error, NaN for a failed run} of one method key on one row."""
+def errors_by_seed(
+    root: Path, folder: str, key: str, task: str, model: str, split: str, seeds: int | None
+):
+    """{seed: final error, NaN for a failed run} of one key on one row, seeds < ``seeds``."""
     out = {}
     path = root / folder / task / model / key
     if path.is_dir():
         for record in load_results(path):
+            if seeds is not None and int(record["seed"]) >= seeds:
+                continue
             failed = failure(record)
             out[int(record["seed"])] = math.nan if failed else final_error(record, split)
     return out
@@ -73,15 +79,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="selection", choices=["selection", "test"])
     parser.add_argument("--root", default=".", help="repository root (results/ below it)")
+    parser.add_argument("--seeds", type=int, default=None, help="only seeds 0..N-1 (paired sets)")
+    parser.add_argument("--columns", default=None,
+                        help="column indices, e.g. 1,2 (0: baseline, always)")  # fmt: skip
     args = parser.parse_args()
     root = Path(args.root)
+    columns = COLUMNS
+    if args.columns:
+        picked = sorted({0, *(int(i) for i in args.columns.split(","))})
+        columns = [COLUMNS[i] for i in picked]
     rows = []
     for task, model in ROWS:
-        cols = [errors_by_seed(root, f, k, task, model, args.split) for _, f, k in COLUMNS]
+        cols = [
+            errors_by_seed(root, f, k, task, model, args.split, args.seeds) for _, f, k in columns
+        ]
         reference = cols[0]
         cells = [cell(cols[0], None)] + [cell(c, reference) for c in cols[1:]]
         rows.append([task, model, *cells])
-    header = ["task", "model", *[name for name, _, _ in COLUMNS]]
+    header = ["task", "model", *[name for name, _, _ in columns]]
     print("\n".join(render_table(header, rows, markdown=True, n_left=2)))
 
 
