@@ -41,6 +41,7 @@ COLUMNS = [
     ("Meta-LR", "results/recipe-confirm", "metalr"),
     ("default, H 10", "results/lookahead-screen", "adalfl_default_horizon10"),
     ("default, anchor 1", "results/anchor-screen", "adalfl_default_anchor1"),
+    ("default, anchored loss", "results/anchored-screen", "adalfl_default_anchored"),
 ]
 
 
