@@ -58,13 +58,15 @@ def test_optimizer_takes_the_recipe_and_overrides(float64):
                                       adaloss.Classification(3), guard=bad)  # fmt: skip
 
 
+@pytest.mark.parametrize("anchored", [False, True])
 @pytest.mark.parametrize("kind", list(TASKS))
-def test_warm_start_matches_the_task_loss_gradient_on_a_grid(kind):
+def test_warm_start_matches_the_task_loss_gradient_on_a_grid(kind, anchored):
     """The fitted slope reproduces the task loss's output gradient on a grid finer than the
-    fit's own (so this checks the function, not just the points it was fitted on)."""
+    fit's own (so this checks the function, not just the points it was fitted on); also for
+    the anchored network, whose stationary point at the target the fit cannot move."""
     task = TASKS[kind]
     torch.manual_seed(0)
-    loss = adaloss.LossNetwork()
+    loss = adaloss.LossNetwork(anchored=anchored)
     before = float(gradient_mismatch(loss, task, points=64))
     assert before > 0.9  # a random ϕ is nowhere near
     warm_start(loss, task)
