@@ -5,6 +5,9 @@ meta-parameter is the learning rate α and the base loss is the task loss.
 Every supported update is linear in the learning rate, θ_{t+1} = θ_t + α·U₁(g)
 with U₁ the update at lr = 1, so the one-step hypergradient is exact and cheap:
 dL_T/dα = ⟨∇_θ L_T(θ_{t+1}), U₁⟩ (no second-order terms, same for both engines).
+With a horizon H (``horizon="momentum"``: 1/(1−β) per parameter group, as for AdaLFL) L_T is
+read at θ_t + H·α·U₁ instead, and dL_T/dα = ⟨∇_θ L_T there, H·U₁⟩: with momentum, the
+one-step objective cannot see that each step's update goes on 1/(1−β) times as far.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from torch import nn
 
 from adaloss.hypergrad import Hypergradient, MetaStep, scaled_grad, validation_gradient
 from adaloss.online import OnlineMetaOptimizer
+from adaloss.recipes import check_horizon
 from adaloss.tasks import Task
 
 
@@ -35,6 +39,8 @@ class MetaLROptimizer(OnlineMetaOptimizer):
     keeps its ratio to it. After every meta step the groups' ``lr`` show the learned
     value, so Meta-LR owns the learning rate: do not attach a scheduler as well.
     ``initialize`` (Algorithm 3) supports ``inner_steps=1``, the paper's setting.
+    ``horizon``: ``"step"`` (the paper's Meta-LR), ``"momentum"`` or a number H ≥ 1, as in
+    ``MetaLossOptimizer``.
     """
 
     def __init__(
@@ -46,7 +52,9 @@ class MetaLROptimizer(OnlineMetaOptimizer):
         meta_lr: float = 1e-5,
         meta_every: int = 1,
         online: bool = True,
+        horizon: str | float = "step",
     ) -> None:
+        check_horizon(horizon)
         groups = base_optimizer.param_groups
         lr0 = float(groups[0]["lr"])
         if lr0 <= 0:
@@ -58,6 +66,9 @@ class MetaLROptimizer(OnlineMetaOptimizer):
         super().__init__(
             model, base_optimizer, task, [self.lr], meta_optimizer, meta_lr, meta_every, online
         )
+        self.horizon = horizon
+        if horizon == "momentum":
+            self.update.momentum_horizons()  # a momentum of 1 or more fails here, not mid-run
 
     def _base_loss_module(self) -> nn.Module:
         return self._task_loss
@@ -78,8 +89,17 @@ class MetaLROptimizer(OnlineMetaOptimizer):
         new_params = tuple(
             p + lr * r * u for p, r, u in zip(params, ratios, unit_updates, strict=True)
         )
-        task_loss, v = validation_gradient(step, new_params)
-        d_lr = sum(r * (vi * u).sum() for r, vi, u in zip(ratios, v, unit_updates, strict=True))
+        horizons = step.horizons()  # None: L_T at θ_{t+1} itself
+        if horizons is None:
+            task_loss, v = validation_gradient(step, new_params)
+            horizons = [1.0] * len(params)
+        else:
+            updates = tuple(n - p for n, p in zip(new_params, params, strict=True))
+            task_loss, v = validation_gradient(step, step.lookahead(params, updates, horizons))
+        d_lr = sum(
+            h * r * (vi * u).sum()
+            for h, r, vi, u in zip(horizons, ratios, v, unit_updates, strict=True)
+        )
         return Hypergradient(
             learned_loss=learned,
             base_grads=grads,
@@ -109,4 +129,5 @@ class MetaLROptimizer(OnlineMetaOptimizer):
         return super().initialize(train_batches, val_batches, steps, meta_lr, 1, progress)
 
     def __repr__(self) -> str:
-        return f"MetaLROptimizer(lr={float(self.lr.detach()):.3g}, task={self.task!r})"
+        horizon = "" if self.horizon == "step" else f", horizon={self.horizon!r}"
+        return f"MetaLROptimizer(lr={float(self.lr.detach()):.3g}, task={self.task!r}{horizon})"
