@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -360,3 +362,20 @@ def test_fall_back_replays_dropout_and_leaves_batchnorm_updated_once(float64):
         assert torch.equal(a, b), name
     assert relative(flat(model.parameters()), flat(reference.parameters())) < 1e-12
     assert relative(flat(opts[0].loss.parameters()), flat(opts[1].loss.parameters())) < 1e-12
+
+
+def test_the_first_forward_step_of_a_process_warns_nothing():
+    """torch's first jvp scripts its JVP decompositions (a FutureWarning of torch's own); the
+    user's first step must not show it. A fresh process: the suite has loaded them already."""
+    code = (
+        "import torch, adaloss\n"
+        "torch.manual_seed(0)\n"
+        "m = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))\n"
+        "opt = adaloss.MetaLossOptimizer(m, torch.optim.SGD(m.parameters(), lr=0.1),\n"
+        "                                adaloss.Classification(3))\n"
+        "x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))\n"
+        "assert opt.step(x, y, x, y).meta_updated\n"
+    )
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -14,6 +14,8 @@ No graph through the model outlives the step, so memory stays that of a plain st
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch.func import jvp, vjp
 
@@ -42,7 +44,10 @@ def _model_jvp(step: MetaStep, primals: Tensors, tangents: Tensors) -> torch.Ten
         return call(step.model, step.names, params, step.x)
 
     try:
-        with step.rng.replay(), running_stats_frozen(step.model):
+        with step.rng.replay(), running_stats_frozen(step.model), warnings.catch_warnings():
+            # The first jvp of a process loads torch's JVP decompositions with
+            # torch.jit.script, which torch itself deprecates: its noise, not the user's.
+            warnings.filterwarnings("ignore", ".*torch.jit.script", FutureWarning)
             return jvp(f, primals, tangents)[1]
     except (NotImplementedError, RuntimeError) as err:
         if missing_forward_rule(err):
