@@ -1,7 +1,13 @@
 """adaloss: online loss-function learning (AdaLFL) as a drop-in optimizer wrapper."""
 
 from adaloss.anchored import AnchoredAdam
-from adaloss.losses import LossNetwork, ML3Network, SmoothLeakyReLU, TaylorLoss
+from adaloss.losses import (
+    LossNetwork,
+    ML3Network,
+    MonotoneLossNetwork,
+    SmoothLeakyReLU,
+    TaylorLoss,
+)
 from adaloss.metalr import MetaLROptimizer
 from adaloss.online import StepResult
 from adaloss.optimizer import MetaLossOptimizer
@@ -15,6 +21,7 @@ __all__ = [
     "ML3Network",
     "MetaLROptimizer",
     "MetaLossOptimizer",
+    "MonotoneLossNetwork",
     "Regression",
     "SmoothLeakyReLU",
     "StepResult",

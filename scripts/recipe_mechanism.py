@@ -42,6 +42,7 @@ COLUMNS = [
     ("default, H 10", "results/lookahead-screen", "adalfl_default_horizon10"),
     ("default, anchor 1", "results/anchor-screen", "adalfl_default_anchor1"),
     ("default, anchored loss", "results/anchored-screen", "adalfl_default_anchored"),
+    ("default, monotone loss", "results/monotone-screen", "adalfl_default_monotone"),
 ]
 
 
@@ -88,6 +89,8 @@ def main() -> None:
     columns = COLUMNS
     if args.columns:
         picked = sorted({0, *(int(i) for i in args.columns.split(","))})
+        if picked[-1] >= len(COLUMNS):
+            parser.error(f"--columns: indices 0..{len(COLUMNS) - 1}, got {picked[-1]}")
         columns = [COLUMNS[i] for i in picked]
     rows = []
     for task, model in ROWS:

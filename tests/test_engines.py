@@ -282,16 +282,23 @@ def test_several_inner_steps_unroll_matches_finite_difference(float64):
     torch.nn.utils.vector_to_parameters(phi, opt.loss.parameters())
 
 
+@pytest.mark.parametrize("representation", ["anchored", "monotone"])
 @pytest.mark.parametrize("opt_name", ["momentum", "adam"])
-def test_engines_agree_for_the_anchored_loss(opt_name, float64):
-    """The anchored loss differentiates ℓ inside its forward: both engines still agree."""
+def test_engines_agree_for_the_anchored_and_monotone_losses(opt_name, representation, float64):
+    """The anchored loss differentiates ℓ inside its forward, the monotone one switches its
+    coefficients with the sign of p − t: both engines still agree."""
     grads = {}
     for engine in ("unroll", "forward"):
         model = make_model("mlp")
         torch.manual_seed(7)
+        loss = (
+            adaloss.LossNetwork(anchored=True)
+            if representation == "anchored"
+            else adaloss.MonotoneLossNetwork()
+        )
         opt = paper_optimizer(
             model, OPTIMIZERS[opt_name](model.parameters()), adaloss.Classification(3),
-            loss=adaloss.LossNetwork(anchored=True), hypergrad=engine, meta_lr=1e-3,
+            loss=loss, hypergrad=engine, meta_lr=1e-3,
         )  # fmt: skip
         data = batches((6,), 4)
         opt.step(*data[0], *data[1])

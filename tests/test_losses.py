@@ -19,11 +19,17 @@ from hypothesis.extra.numpy import arrays
 from torch import nn
 from torch.nn import functional as F
 
-from adaloss.losses import LossNetwork, ML3Network, SmoothLeakyReLU, TaylorLoss
+from adaloss.losses import (
+    LossNetwork,
+    ML3Network,
+    MonotoneLossNetwork,
+    SmoothLeakyReLU,
+    TaylorLoss,
+)
 from adaloss.tasks import BinaryClassification, Classification
 
 PROPERTY = settings(max_examples=200, deadline=None)
-KINDS = ("lossnet", "ml3", "taylor2", "taylor3")
+KINDS = ("lossnet", "ml3", "monotone", "taylor2", "taylor3")
 DTYPES = (torch.float32, torch.float64)
 
 
@@ -44,6 +50,11 @@ def make_loss(kind: str, seed: int, dtype=torch.float64, reduction: str = "mean"
         loss = LossNetwork(reduction=reduction, **kw)
     elif kind == "ml3":
         loss = ML3Network(reduction=reduction, **kw)
+    elif kind == "monotone":
+        loss = MonotoneLossNetwork(reduction=reduction, **kw)
+        with torch.no_grad():  # its init is ≈ the squared error; draw every parameter instead
+            for param in loss.parameters():
+                param.normal_()
     else:
         loss = TaylorLoss(degree=int(kind[-1]), reduction=reduction)
         with torch.no_grad():  # its init is deterministic; draw a random ϕ instead
@@ -169,7 +180,8 @@ def test_autograd_derivative_matches_central_difference(kind, seed, points):
     h = 1e-5: truncation error h²·|ℓ'''|/6 ≲ 1e-8 and rounding error ~1e-16·|ℓ|/h ≲ 1e-8 for
     the value ranges here, so a tolerance of 1e-6 (relative to max(1, |ℓ'|)) has margin.
     ML3Network is a ReLU network, differentiable only away from its kinks: points closer
-    than 10h to a kink (a measure-zero set, almost never drawn) are left out.
+    than 10h to a kink (a measure-zero set, almost never drawn) are left out, and so are
+    MonotoneLossNetwork's points within 10h of p = t.
     """
     loss = make_loss(kind, seed, reduction="none")
     p, t = (torch.from_numpy(a) for a in points)
@@ -180,6 +192,8 @@ def test_autograd_derivative_matches_central_difference(kind, seed, points):
     keep = torch.ones_like(p, dtype=torch.bool)
     if kind == "ml3":
         keep = relu_kink_margin(loss.net, p, t) > 10 * h
+    if kind == "monotone":  # C¹ but not C² at p = t (each side has its own G): a difference
+        keep = (p - t).abs() > 10 * h  # straddling it is off by O(h·ΔG'), autograd is exact
     tol = 1e-6 * autograd.abs().clamp(min=1.0)
     err = (autograd - central).abs()
     assert (err[keep] <= tol[keep]).all(), f"autograd {autograd} vs central difference {central}"
@@ -593,3 +607,30 @@ def test_anchored_loss_network_is_stationary_at_the_target():
         assert any(g is not None and float(g.abs().max()) > 0 for g in grads)
     with torch.no_grad():  # evaluation without autograd still works and keeps no graph
         assert loss(target + 0.3, target).grad_fn is None
+
+
+@PROPERTY
+@given(
+    seed=st.integers(0, 2**31 - 1), inputs=arrays(np.float64, (2, 64), elements=st.floats(-10, 10))
+)
+def test_monotone_loss_pulls_every_prediction_toward_its_target(seed, inputs):
+    """For every ϕ: ℓ(t, t) = 0 ≤ ℓ(p, t), and ∂ℓ/∂p has the sign of p − t (no tilt, no
+    minimum away from the target), whatever the target."""
+    loss = make_loss("monotone", seed, reduction="none")
+    p, t = (torch.from_numpy(row) for row in inputs)
+    slope = dloss_dpred(loss, p, t)
+    e = p - t
+    assert bool((slope * e >= 0).all())
+    assert bool((slope[e.abs() > 1e-3].abs() > 0).all())
+    values = loss(p.reshape(-1, 1), t.reshape(-1, 1))
+    assert bool((values >= 0).all())
+    assert float(loss(t.reshape(-1, 1), t.reshape(-1, 1)).abs().max()) == 0.0
+
+
+def test_monotone_loss_starts_near_the_squared_error():
+    torch.manual_seed(0)
+    loss = MonotoneLossNetwork().double()
+    t = torch.rand(256, 1, dtype=torch.float64)
+    p = t + torch.linspace(-1, 1, 256, dtype=torch.float64).reshape(-1, 1)
+    relative = (loss.pointwise(p, t) - (p - t) ** 2).norm() / ((p - t) ** 2).norm()
+    assert float(relative) < 0.05

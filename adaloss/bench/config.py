@@ -41,6 +41,7 @@ AUGMENTED_TASKS = ("cifar10", "cifar100", "svhn")
 LOSSES = {
     "network": adaloss.LossNetwork,
     "anchored": lambda: adaloss.LossNetwork(anchored=True),
+    "monotone": adaloss.MonotoneLossNetwork,
     "ml3": adaloss.ML3Network,
     "taylor2": lambda: adaloss.TaylorLoss(2),
     "taylor3": lambda: adaloss.TaylorLoss(3),
