@@ -47,7 +47,7 @@ COLUMNS = [
 
 
 def errors_by_seed(
-    root: Path, folder: str, key: str, task: str, model: str, split: str, seeds: int | None
+    root: Path, folder: str, key: str, task: str, model: str, split: str, seeds: int | None = None
 ):
     """{seed: final error, NaN for a failed run} of one key on one row, seeds < ``seeds``."""
     out = {}

@@ -53,3 +53,15 @@ def test_one_baseline_seed_leaves_clearly_worse_undecided():
     assert one["seeds"] == 1 and math.isnan(one["base_std"])
     assert one["clearly_worse"] is None and not one["beats"]
     assert verdict({0: math.nan}, {0: BASE[0]})["clearly_worse"] is None
+
+
+def test_the_script_runs_on_the_committed_results():
+    """The command BENCHMARKS.md cites runs end to end (it once broke on a helper's signature)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "scripts" / "recipe_verdict.py"),
+                           "--root", str(root)], capture_output=True, text=True, timeout=300,
+                          cwd=root)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "beats the baseline on" in done.stdout
