@@ -11,7 +11,7 @@ from conftest import batches, make_model
 import adaloss
 
 
-def build(momentum=0.9, meta_lr=1e-3):
+def build(momentum=0.9, meta_lr=1e-3, horizon="step"):
     model = make_model("mlp")
     base = torch.optim.SGD(
         [
@@ -21,7 +21,8 @@ def build(momentum=0.9, meta_lr=1e-3):
         lr=0.1,
         momentum=momentum,
     )
-    return model, adaloss.MetaLROptimizer(model, base, adaloss.Classification(3), meta_lr=meta_lr)
+    task = adaloss.Classification(3)
+    return model, adaloss.MetaLROptimizer(model, base, task, meta_lr=meta_lr, horizon=horizon)
 
 
 def test_learning_rate_hypergradient_matches_finite_difference(float64):
@@ -124,24 +125,10 @@ def test_adam_rate_hypergradient_matches_finite_difference_and_round_trips(kind,
     assert torch.equal(opt_b.lr, opt.lr) and opt_b.steps == opt.steps
 
 
-def build_with_horizon(horizon, momentum=0.9):
-    model = make_model("mlp")
-    base = torch.optim.SGD(
-        [
-            {"params": model[0].parameters(), "lr": 0.1},
-            {"params": [*model[2].parameters(), *model[4].parameters()], "lr": 0.05},
-        ],
-        lr=0.1,
-        momentum=momentum,
-    )
-    task = adaloss.Classification(3)
-    return model, adaloss.MetaLROptimizer(model, base, task, meta_lr=1e-3, horizon=horizon)
-
-
 @pytest.mark.parametrize("horizon, h", [("momentum", 10.0), (4.0, 4.0)])
 def test_horizon_rate_hypergradient_is_read_h_updates_ahead(horizon, h, float64):
     """dL_T(θ_t + H·(θ_{t+1}(α) − θ_t))/dα, against a finite difference of torch's own step."""
-    model, opt = build_with_horizon(horizon)
+    model, opt = build(horizon=horizon)
     data = batches((6,), 4)
     opt.step(*data[0], *data[1])  # a momentum buffer exists
     (analytic,) = opt.meta_gradient(*data[2], *data[3])
@@ -170,7 +157,7 @@ def test_horizon_rate_hypergradient_is_read_h_updates_ahead(horizon, h, float64)
 def test_without_momentum_the_rate_horizon_is_the_paper_step(float64):
     runs = []
     for horizon in ("step", "momentum"):
-        model, opt = build_with_horizon(horizon, momentum=0.0)
+        model, opt = build(momentum=0.0, horizon=horizon)
         for x, y in batches((6,), 6):
             opt.step(x, y, x, y)
         runs.append((torch.cat([p.reshape(-1) for p in model.parameters()]), opt.lr.detach()))
