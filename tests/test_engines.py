@@ -13,6 +13,7 @@ from conftest import MODELS, OPTIMIZERS, batches, make_model, paper_optimizer
 from torch import nn
 
 import adaloss
+from adaloss.bench.config import LOSSES
 
 # float32: the BatchNorm CNN with AdamW measured 1.04e-4 with one torch thread (below 1e-4 with
 # two): reduction order alone moves it there, so 1e-4 was a coin flip on the thread count.
@@ -291,14 +292,9 @@ def test_engines_agree_for_the_anchored_and_monotone_losses(opt_name, representa
     for engine in ("unroll", "forward"):
         model = make_model("mlp")
         torch.manual_seed(7)
-        loss = (
-            adaloss.LossNetwork(anchored=True)
-            if representation == "anchored"
-            else adaloss.MonotoneLossNetwork()
-        )
         opt = paper_optimizer(
             model, OPTIMIZERS[opt_name](model.parameters()), adaloss.Classification(3),
-            loss=loss, hypergrad=engine, meta_lr=1e-3,
+            loss=LOSSES[representation](), hypergrad=engine, meta_lr=1e-3,
         )  # fmt: skip
         data = batches((6,), 4)
         opt.step(*data[0], *data[1])
