@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from adaloss.bench.cli import main
 from adaloss.bench.config import RunConfig
@@ -131,3 +132,22 @@ def test_run_meta_anchor_files_the_variant_under_its_own_key(tmp_path, data_dir)
     )
     assert record["config"]["meta_anchor"] == 1.0
     assert [p.name for p in out.rglob("seed*.json")] == ["seed0.json"]
+
+
+def test_run_with_label_noise_files_a_row_of_its_own(tmp_path, data_dir):
+    out = tmp_path / "runs"
+    args = ["run", "--task", "diabetes", "--methods", "baseline", "--label-noise", "0.3",
+            "--seeds", "1", "--out", str(out), *TINY]  # fmt: skip
+    assert main(args) == 0
+    record = json.loads((out / "diabetes-noise0.3/adaloss_mlp/baseline/seed0.json").read_text())
+    assert record["task"] == "diabetes-noise0.3" and record["config"]["label_noise"] == 0.3
+    clean = prepare_run(RunConfig("diabetes", "adaloss_mlp", "baseline", 0, 5))
+    noisy = prepare_run(RunConfig("diabetes", "adaloss_mlp", "baseline", 0, 5, label_noise=0.3))
+    assert not torch.equal(clean.data.train.y, noisy.data.train.y)
+    assert torch.equal(clean.data.selection.y, noisy.data.selection.y)
+
+
+def test_label_noise_outside_zero_one_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--task", "diabetes", "--label-noise", "1.5", "--out", str(tmp_path)])
+    assert "fraction in [0, 1)" in capsys.readouterr().err

@@ -550,3 +550,43 @@ def test_to_device_copies_once():
     assert moved.x.device.type == "meta" and ds.to("meta") is moved
     img = B.ImageDataset(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.zeros(2), (0.5,), (0.2,))
     assert img.to("cpu") is img and img.to("meta") is img.to("meta")
+
+
+# ----------------------------------------------------------------------------- label noise
+
+
+@pytest.mark.parametrize("name", ["diabetes", "digits"])
+def test_corrupted_targets_touch_the_training_split_only(loaded, name):
+    clean = loaded(name)
+    noisy = D.corrupt_training_targets(clean, 0.3, seed=1)
+    for split in ("val", "selection", "test"):
+        assert getattr(noisy, split) is getattr(clean, split)
+    assert torch.equal(noisy.train.x, clean.train.x)
+    changed = (noisy.train.y != clean.train.y).reshape(len(clean.train), -1).any(1)
+    n = len(clean.train)
+    if name == "digits":  # a drawn class equals the true one 1 time in 10
+        assert 0.3 * 0.8 * n < changed.sum() <= round(0.3 * n)
+        assert noisy.train.y.dtype == torch.int64
+        assert 0 <= noisy.train.y.min() and noisy.train.y.max() <= 9
+    else:
+        assert changed.sum() == round(0.3 * n)
+        assert 0 <= noisy.train.y.min() and noisy.train.y.max() <= 1
+    assert not torch.equal(clean.train.y, D.corrupt_training_targets(clean, 0.3, 1).train.y)
+    assert torch.equal(noisy.train.y, D.corrupt_training_targets(clean, 0.3, 1).train.y)
+    assert not torch.equal(noisy.train.y, D.corrupt_training_targets(clean, 0.3, 2).train.y)
+    assert D.corrupt_training_targets(clean, 0.0, 1) is clean
+
+
+def test_corrupted_image_labels_keep_the_augmentation():
+    images = torch.zeros(50, 3, 8, 8, dtype=torch.uint8)
+    train = B.ImageDataset(images, torch.arange(50) % 10, (0.5,) * 3, (0.2,) * 3, augment=True)
+    data = D.Dataset("toy", "classification", 10, (3, 8, 8), train, train, train, train)
+    noisy = D.corrupt_training_targets(data, 0.5, seed=0).train
+    assert noisy.augment and noisy.images is images and noisy.mean == train.mean
+    assert (noisy.targets != train.targets).sum() > 10
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0])
+def test_corrupted_fraction_out_of_range_is_refused(loaded, fraction):
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        D.corrupt_training_targets(loaded("diabetes"), fraction, seed=0)

@@ -85,6 +85,7 @@ class RunConfig:
     hypergrad: str = "forward"
     eval_every: int = 0  # 0: steps // 50
     snapshot_every: int = 0  # 0: steps // 10
+    label_noise: float = 0.0  # fraction of training targets replaced by noise
     data_dir: str | None = None
     device: str = "cpu"
     extra: dict = field(default_factory=dict)
@@ -119,6 +120,11 @@ class RunConfig:
         return key
 
     @property
+    def row(self) -> str:
+        """The task's name in results: with corrupted training targets, a row of its own."""
+        return self.task if not self.label_noise else f"{self.task}-noise{self.label_noise:g}"
+
+    @property
     def recipe_settings(self) -> Recipe:
         """The named recipe of ``adaloss.recipes`` (ML3 and Meta-LR: always the paper's)."""
         return get_recipe(self.recipe if self.method == "adalfl" else "paper")
@@ -130,7 +136,7 @@ class RunConfig:
 
     def result_path(self, out: str | Path) -> Path:
         """Where this run's record lives under the result folder ``out``."""
-        return results.result_path(out, self.task, self.model, self.key, self.seed)
+        return results.result_path(out, self.row, self.model, self.key, self.seed)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -178,6 +184,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hypergrad", choices=("forward", "unroll"), default="forward")
     parser.add_argument("--eval-every", type=int, default=0, help="0: steps/50")
     parser.add_argument("--snapshot-every", type=int, default=0, help="0: steps/10")
+    parser.add_argument("--label-noise", type=_fraction, default=0.0,
+                        help="replace this fraction of training targets by noise "
+                        "(adaloss.bench.datasets.corrupt_training_targets)")  # fmt: skip
     parser.add_argument(
         "--data-dir", default=None, help="data folder (default: $ADALOSS_DATA or ~/.cache/adaloss)"
     )
@@ -185,6 +194,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--out", default="runs", help="result folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
+    return value
 
 
 def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
@@ -213,7 +229,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
             "init_steps",
             "init_meta_lr",
             "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",
-            "data_dir", "device",
+            "label_noise", "data_dir", "device",
         )
     }  # fmt: skip
     configs = [

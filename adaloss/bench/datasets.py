@@ -25,7 +25,7 @@ scikit-learn is imported inside the functions that need it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from adaloss.bench.batching import ArrayDataset, ImageDataset
 from adaloss.bench.readers import IMAGE_READERS, REGRESSION_READERS, resolve_data_dir
 from adaloss.normalization import NORMALIZATION
 
-__all__ = ["DATASETS", "Dataset", "load_dataset"]
+__all__ = ["DATASETS", "Dataset", "corrupt_training_targets", "load_dataset"]
 
 DATASETS = ("diabetes", "crime", "california", "digits", "mnist", "cifar10", "cifar100", "svhn")
 
@@ -82,6 +82,38 @@ def load_dataset(
         return _regression(name, x, y, seed)
     (train_x, train_y), (test_x, test_y), num_classes = IMAGE_READERS[name](root, download)
     return _images(name, train_x, train_y, test_x, test_y, num_classes, seed)
+
+
+def corrupt_training_targets(data: Dataset, fraction: float, seed: int) -> Dataset:
+    """``data`` with a seeded ``fraction`` of its training targets replaced by noise.
+
+    Classification: the label becomes a class drawn uniformly from all classes (symmetric
+    label noise). Regression (targets scaled to [0, 1]): the target becomes a uniform draw
+    from [0, 1] (gross outliers). Validation, selection and test stay clean. This is the
+    setting where a loss learned against clean validation data has a known way to beat the
+    handcrafted one: by flattening where corrupted examples put their errors (the
+    reweighting of Ren et al. 2018, learned as a loss shape instead of per example).
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"the corrupted fraction must be in [0, 1), got {fraction}")
+    if fraction == 0.0:
+        return data
+    train = data.train
+    targets = train.targets.clone()
+    gen = torch.Generator().manual_seed(40_000 + seed)
+    chosen = torch.randperm(len(targets), generator=gen)[: round(fraction * len(targets))]
+    if data.kind == "classification":
+        noise = torch.randint(data.num_outputs, (len(chosen),), generator=gen)
+    else:
+        noise = torch.rand((len(chosen), *targets.shape[1:]), generator=gen)
+    targets[chosen] = noise.to(targets.dtype)
+    if isinstance(train, ImageDataset):
+        noisy = ImageDataset(
+            train.images, targets, train.mean, train.std, train.augment, train.padding
+        )
+    else:
+        noisy = ArrayDataset(train.x, targets)
+    return replace(data, train=noisy)
 
 
 def _val_split(n: int, seed: int, stratify: np.ndarray | None = None):

@@ -26,7 +26,7 @@ import adaloss
 import adaloss.integrations.timm  # noqa: F401  (registers the adaloss_ models)
 from adaloss.bench.batching import batches, eval_batches, full_batch
 from adaloss.bench.config import DEFAULT_META_LR, LOSSES, RunConfig
-from adaloss.bench.datasets import load_dataset
+from adaloss.bench.datasets import corrupt_training_targets, load_dataset
 from adaloss.bench.names import ERROR_RATE, MSE
 from adaloss.bench.results import write_result
 from adaloss.bench.step import training_step
@@ -110,6 +110,7 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
     """
     device = torch.device(config.device)
     data = load_dataset(config.task, config.data_dir, seed=config.seed)
+    data = corrupt_training_targets(data, config.label_noise, config.seed)
     task = (
         adaloss.Regression(data.num_outputs)
         if data.kind == "regression"
@@ -207,7 +208,7 @@ def run_one(config: RunConfig, progress: bool = True) -> dict:
     if timeline is not None:
         timeline.snapshot(0)
     bar = tqdm(range(1, config.steps + 1), disable=not progress, leave=False,
-               desc=f"{config.task}/{config.model}/{config.key}/seed{config.seed}")  # fmt: skip
+               desc=f"{config.row}/{config.model}/{config.key}/seed{config.seed}")  # fmt: skip
     for step in bar:
         diverged = not run.step()
         if diverged:
@@ -223,7 +224,7 @@ def run_one(config: RunConfig, progress: bool = True) -> dict:
 
     final_test = curve["test_error"][-1] if not diverged else float("nan")
     return {
-        "task": config.task,
+        "task": config.row,
         "model": config.model,
         "method": config.key,
         "label": config.label,
