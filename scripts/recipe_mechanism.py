@@ -7,6 +7,8 @@ the same method key (a baseline at twice the learning rate is still ``baseline``
     python scripts/recipe_mechanism.py                      # selection error (choices)
     python scripts/recipe_mechanism.py --split test         # read once, for the report
     python scripts/recipe_mechanism.py --seeds 5 --columns 0,1,2   # seeds 0-4, three columns
+    python scripts/recipe_mechanism.py --noise                      # corrupted training targets
+    python scripts/recipe_mechanism.py --noise --reference 1        # paired against 2× lr
 
 Each cell is the mean over the seeds that did not fail (n in brackets, failures counted),
 and the paired mean difference from the baseline over the seeds both have.
@@ -43,6 +45,14 @@ COLUMNS = [
     ("default, anchor 1", "results/anchor-screen", "adalfl_default_anchor1"),
     ("default, anchored loss", "results/anchored-screen", "adalfl_default_anchored"),
     ("default, monotone loss", "results/monotone-screen", "adalfl_default_monotone"),
+]
+# The rows with corrupted training targets (``adaloss run --label-noise``) and their columns.
+NOISE_ROWS = [("california-noise0.2", "adaloss_mlp"), ("digits-noise0.4", "adaloss_mlp")]
+NOISE_COLUMNS = [
+    ("baseline", "results/noise-screen", "baseline"),
+    ("baseline, 2× lr", "results/noise-lr-check", "baseline"),
+    ("default (η 1e-3, κ 2)", "results/noise-screen", "adalfl_default"),
+    ("default, monotone loss", "results/noise-screen", "adalfl_default_monotone"),
 ]
 
 
@@ -84,21 +94,26 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None, help="only seeds 0..N-1 (paired sets)")
     parser.add_argument("--columns", default=None,
                         help="column indices, e.g. 1,2 (0: baseline, always)")  # fmt: skip
+    parser.add_argument("--reference", type=int, default=0,
+                        help="column index the paired differences are taken from")  # fmt: skip
+    parser.add_argument("--noise", action="store_true",
+                        help="the rows with corrupted training targets")  # fmt: skip
     args = parser.parse_args()
     root = Path(args.root)
-    columns = COLUMNS
-    if args.columns:
-        picked = sorted({0, *(int(i) for i in args.columns.split(","))})
-        if picked[-1] >= len(COLUMNS):
-            parser.error(f"--columns: indices 0..{len(COLUMNS) - 1}, got {picked[-1]}")
-        columns = [COLUMNS[i] for i in picked]
+    all_rows, all_columns = (NOISE_ROWS, NOISE_COLUMNS) if args.noise else (ROWS, COLUMNS)
+    picked = sorted({0, args.reference, *(int(i) for i in (args.columns or "").split(",") if i)})
+    if not args.columns:
+        picked = list(range(len(all_columns)))
+    if picked[-1] >= len(all_columns) or picked[0] < 0:
+        parser.error(f"--columns, --reference: indices 0..{len(all_columns) - 1}")
+    columns = [all_columns[i] for i in picked]
+    ref = picked.index(args.reference)
     rows = []
-    for task, model in ROWS:
+    for task, model in all_rows:
         cols = [
             errors_by_seed(root, f, k, task, model, args.split, args.seeds) for _, f, k in columns
         ]
-        reference = cols[0]
-        cells = [cell(cols[0], None)] + [cell(c, reference) for c in cols[1:]]
+        cells = [cell(c, None if i == ref else cols[ref]) for i, c in enumerate(cols)]
         rows.append([task, model, *cells])
     header = ["task", "model", *[name for name, _, _ in columns]]
     print("\n".join(render_table(header, rows, markdown=True, n_left=2)))
