@@ -373,6 +373,16 @@ def test_method_labels_come_from_results_else_from_the_key():
     assert RunConfig("digits", "adaloss_mlp", "metalr", 0, 10, horizon=10.0).key == "metalr"
 
 
+def test_the_base_optimizer_and_batch_settings_are_part_of_the_key():
+    assert RunConfig("crime", "adaloss_mlp", "baseline", 0, 10, lr=0.001).key == "baseline"
+    assert RunConfig("crime", "adaloss_mlp", "baseline", 0, 10, lr=0.002).key == "baseline_lr0.002"
+    varied = RunConfig("digits", "adaloss_mlp", "adalfl", 0, 10, recipe="default", momentum=0.9,
+                       weight_decay=1e-4, batch_size=64)  # fmt: skip
+    assert varied.key == "adalfl_default_momentum0.9_wd0.0001_batch64"
+    cifar = RunConfig("cifar10", "x", "baseline", 0, 10, lr=0.01, momentum=0.9, weight_decay=5e-4)
+    assert cifar.key == "baseline" and cifar.label == "Baseline"
+
+
 def test_empty_results():
     assert format_table([]) == "(no results)"
     assert summarize([]) == []

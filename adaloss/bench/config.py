@@ -117,7 +117,23 @@ class RunConfig:
             key += f"_inner{self.inner_steps}"
         if offline and self.init_steps != DEFAULT_INIT_STEPS:
             key += f"_init{self.init_steps}"
-        return key
+        return key + self._training_variant()
+
+    def _training_variant(self) -> str:
+        """The base optimizer's and batch's settings that differ from ``adaloss run``'s
+        defaults (the paper's), for every method: a baseline at twice the lr is a column of
+        its own, not a second ``baseline`` that would overwrite the first."""
+        augmented = self.task in AUGMENTED_TASKS
+        suffix = ""
+        if self.lr != paper_lr(self.task):
+            suffix += f"_lr{self.lr:g}"
+        if self.momentum != (0.9 if augmented else 0.0):
+            suffix += f"_momentum{self.momentum:g}"
+        if self.weight_decay != (5e-4 if augmented else 0.0):
+            suffix += f"_wd{self.weight_decay:g}"
+        if self.batch_size != 128:
+            suffix += f"_batch{self.batch_size}"
+        return suffix
 
     @property
     def row(self) -> str:
