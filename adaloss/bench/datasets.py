@@ -91,8 +91,9 @@ def corrupt_training_targets(data: Dataset, fraction: float, seed: int) -> Datas
     label noise). Regression (targets scaled to [0, 1]): the target becomes a uniform draw
     from [0, 1] (gross outliers). Validation, selection and test stay clean. This is the
     setting where a loss learned against clean validation data has a known way to beat the
-    handcrafted one: by flattening where corrupted examples put their errors (the
+    handcrafted one: it can pull less where corrupted examples put their errors (the
     reweighting of Ren et al. 2018, learned as a loss shape instead of per example).
+    Which examples are corrupted, and how, depends on ``seed`` only, not on the method.
     """
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"the corrupted fraction must be in [0, 1), got {fraction}")
