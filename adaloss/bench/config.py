@@ -52,9 +52,24 @@ DEFAULT_INIT_STEPS = _PAPER.offline_steps  # the paper's S_init (Appendix C)
 DEFAULT_INIT_META_LR = _PAPER.offline_meta_lr  # the paper's offline η
 
 
+PAPER_BATCH_SIZE = 128
+
+
 def paper_lr(task: str) -> float:
     """The paper's base SGD learning rate for ``task`` (Appendix C)."""
     return 0.001 if task in REGRESSION_TASKS else 0.01
+
+
+def paper_training(task: str) -> dict[str, float]:
+    """The paper's base-optimizer and batch settings for ``task`` (Appendix C): SGD at
+    ``paper_lr``, with momentum 0.9 and weight decay 5e-4 on the augmented image tasks."""
+    augmented = task in AUGMENTED_TASKS
+    return {
+        "lr": paper_lr(task),
+        "momentum": 0.9 if augmented else 0.0,
+        "weight_decay": 5e-4 if augmented else 0.0,
+        "batch_size": PAPER_BATCH_SIZE,
+    }
 
 
 @dataclass
@@ -66,7 +81,7 @@ class RunConfig:
     method: str
     seed: int
     steps: int
-    batch_size: int = 128
+    batch_size: int = PAPER_BATCH_SIZE
     lr: float = 0.01
     momentum: float = 0.0
     nesterov: bool = False
@@ -123,17 +138,13 @@ class RunConfig:
         """The base optimizer's and batch's settings that differ from ``adaloss run``'s
         defaults (the paper's), for every method: a baseline at twice the lr is a column of
         its own, not a second ``baseline`` that would overwrite the first."""
-        augmented = self.task in AUGMENTED_TASKS
-        suffix = ""
-        if self.lr != paper_lr(self.task):
-            suffix += f"_lr{self.lr:g}"
-        if self.momentum != (0.9 if augmented else 0.0):
-            suffix += f"_momentum{self.momentum:g}"
-        if self.weight_decay != (5e-4 if augmented else 0.0):
-            suffix += f"_wd{self.weight_decay:g}"
-        if self.batch_size != 128:
-            suffix += f"_batch{self.batch_size}"
-        return suffix
+        paper = paper_training(self.task)
+        short = {"lr": "lr", "momentum": "momentum", "weight_decay": "wd", "batch_size": "batch"}
+        return "".join(
+            f"_{short[name]}{getattr(self, name):g}"
+            for name in short
+            if getattr(self, name) != paper[name]
+        )
 
     @property
     def row(self) -> str:
@@ -168,7 +179,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=5, help="run seeds 0..N-1")
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None, help="base steps (default: paper's)")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=PAPER_BATCH_SIZE)
     parser.add_argument(
         "--lr",
         type=float,
@@ -229,13 +240,13 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise SystemExit(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    paper = paper_training(args.task)
     defaults = {
         "steps": args.steps or PAPER_STEPS.get(args.task, 10_000),
-        "lr": args.lr if args.lr is not None else paper_lr(args.task),
-        "momentum": args.momentum if args.momentum is not None else (0.9 if augmented else 0.0),
-        "weight_decay": args.weight_decay
-        if args.weight_decay is not None
-        else (5e-4 if augmented else 0.0),
+        **{
+            name: paper[name] if getattr(args, name) is None else getattr(args, name)
+            for name in ("lr", "momentum", "weight_decay")
+        },
     }
     shared = {
         name: getattr(args, name)
