@@ -9,6 +9,7 @@ the same method key (a baseline at twice the learning rate is still ``baseline``
     python scripts/recipe_mechanism.py --seeds 5 --columns 0,1,2   # seeds 0-4, three columns
     python scripts/recipe_mechanism.py --noise                      # corrupted training targets
     python scripts/recipe_mechanism.py --noise --reference 1        # paired against 2× lr
+    python scripts/recipe_mechanism.py --generality                 # the other noisy rows
 
 Each cell is the mean over the seeds that did not fail (n in brackets, failures counted),
 and the paired mean difference from the baseline over the seeds both have.
@@ -21,6 +22,7 @@ import math
 import statistics
 from pathlib import Path
 
+from adaloss.bench.config import paper_lr
 from adaloss.bench.failures import failure
 from adaloss.bench.results import final_error, load_results
 from adaloss.bench.tables import render_table
@@ -54,6 +56,19 @@ NOISE_COLUMNS = [
     ("default (η 1e-3, κ 2)", "results/noise-screen", "adalfl_default"),
     ("default, monotone loss", "results/noise-screen", "adalfl_default_monotone"),
 ]
+# The same screen on the other rows (scripts/noise_screen.sh), one folder; a key's
+# ``{twice_lr}`` is twice the paper's lr of the row's task, as ``adaloss run --lr`` files it.
+GENERALITY_ROWS = [
+    ("crime-noise0.2", "adaloss_mlp"),
+    ("diabetes-noise0.2", "adaloss_mlp"),
+    ("digits-noise0.4", "adaloss_logistic"),
+    ("digits-noise0.2", "adaloss_mlp"),
+]
+GENERALITY_COLUMNS = [
+    ("baseline", "results/noise-generality", "baseline"),
+    ("baseline, 2× lr", "results/noise-generality", "baseline_lr{twice_lr:g}"),
+    ("default (η 1e-3, κ 2)", "results/noise-generality", "adalfl_default"),
+]
 
 
 def errors_by_seed(
@@ -61,6 +76,7 @@ def errors_by_seed(
 ):
     """{seed: final error, NaN for a failed run} of one key on one row, seeds < ``seeds``."""
     out = {}
+    key = key.format(twice_lr=2 * paper_lr(task.split("-noise")[0]))
     path = root / folder / task / model / key
     if path.is_dir():
         for record in load_results(path):
@@ -98,9 +114,15 @@ def main() -> None:
                         help="column index the paired differences are taken from")  # fmt: skip
     parser.add_argument("--noise", action="store_true",
                         help="the rows with corrupted training targets")  # fmt: skip
+    parser.add_argument("--generality", action="store_true",
+                        help="the other rows with corrupted training targets")  # fmt: skip
     args = parser.parse_args()
     root = Path(args.root)
-    all_rows, all_columns = (NOISE_ROWS, NOISE_COLUMNS) if args.noise else (ROWS, COLUMNS)
+    all_rows, all_columns = ROWS, COLUMNS
+    if args.noise:
+        all_rows, all_columns = NOISE_ROWS, NOISE_COLUMNS
+    if args.generality:
+        all_rows, all_columns = GENERALITY_ROWS, GENERALITY_COLUMNS
     picked = sorted({0, args.reference, *(int(i) for i in (args.columns or "").split(",") if i)})
     if not args.columns:
         picked = list(range(len(all_columns)))

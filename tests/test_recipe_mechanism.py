@@ -10,17 +10,20 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "recipe_mechanism.py"
 
 
-def write(root: Path, folder: str, key: str, seed: int, selection: float) -> None:
-    path = root / folder / "california-noise0.2" / "adaloss_mlp" / key / f"seed{seed}.json"
+def write(
+    root: Path, folder: str, key: str, seed: int, selection: float,
+    row: str = "california-noise0.2", model: str = "adaloss_mlp",
+) -> None:  # fmt: skip
+    path = root / folder / row / model / key / f"seed{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"task": "california-noise0.2", "model": "adaloss_mlp", "method": key, "seed": seed,
+    record = {"task": row, "model": model, "method": key, "seed": seed,
               "metric": "mse", "final": {"test_error": selection, "selection_error": selection},
               "curve": {"selection_error": [1.0, selection]}}  # fmt: skip
     path.write_text(json.dumps(record))
 
 
-def run(root: Path, *args: str) -> str:
-    cmd = [sys.executable, str(SCRIPT), "--root", str(root), "--noise", *args]
+def run(root: Path, *args: str, rows: str = "--noise") -> str:
+    cmd = [sys.executable, str(SCRIPT), "--root", str(root), rows, *args]
     return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
 
 
@@ -36,3 +39,19 @@ def test_noise_rows_are_paired_against_the_chosen_reference(tmp_path):
                if "california" in line)  # fmt: skip
     assert "0.0210 (n=2) +0.0015, wins 0/2" in row and "| 0.0195 (n=2) |" in row
     assert "0.0185 (n=2) -0.0010, wins 1/2" in row  # one win, one tie
+
+
+def test_generality_rows_find_the_control_under_twice_each_tasks_lr(tmp_path):
+    folder = "results/noise-generality"
+    rows = [
+        ("crime-noise0.2", "adaloss_mlp", "baseline_lr0.002"),
+        ("digits-noise0.4", "adaloss_logistic", "baseline_lr0.02"),
+    ]
+    for row, model, fast_key in rows:
+        write(tmp_path, folder, "baseline", 0, 0.030, row, model)
+        write(tmp_path, folder, fast_key, 0, 0.020, row, model)
+        write(tmp_path, folder, "baseline_lr0.2", 0, 0.001, row, model)  # not twice the lr
+    lines = run(tmp_path, rows="--generality").splitlines()
+    for task in ("crime", "digits"):
+        row = next(line for line in lines if task in line)
+        assert "0.0200 (n=1) -0.0100, wins 1/1" in row and "0.0010" not in row
