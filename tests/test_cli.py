@@ -12,7 +12,7 @@ import torch
 
 from adaloss.bench.cli import main
 from adaloss.bench.config import RunConfig
-from adaloss.bench.runner import prepare_run
+from adaloss.bench.runner import evaluate_error, prepare_run
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -151,3 +151,24 @@ def test_label_noise_outside_zero_one_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["run", "--task", "diabetes", "--label-noise", "1.5", "--out", str(tmp_path)])
     assert "fraction in [0, 1)" in capsys.readouterr().err
+
+
+def test_save_states_keeps_the_final_model_and_loss_beside_the_record(tmp_path, data_dir):
+    out = tmp_path / "runs"
+    args = ["run", "--task", "diabetes", "--methods", "baseline,adalfl", "--seeds", "1",
+            "--save-states", "--out", str(out), *TINY]  # fmt: skip
+    assert main(args) == 0
+    for key in ("baseline", "adalfl_default"):
+        folder = out / "diabetes/adaloss_mlp" / key
+        record = json.loads((folder / "seed0.json").read_text())
+        states = torch.load(folder / "seed0.pt")
+        run = prepare_run(RunConfig(**record["config"]))
+        run.model.load_state_dict(states["model"])  # the trained θ, not θ_0
+        error = evaluate_error(run.model, run.task, run.data.selection, torch.device("cpu"))
+        assert error == pytest.approx(record["final"]["selection_error"], rel=1e-6)
+        assert error != pytest.approx(record["curve"]["selection_error"][0], rel=1e-3)
+        if key == "baseline":
+            assert states["loss"] is None
+        else:
+            run.opt.loss.load_state_dict(states["loss"])
+    assert not list(out.rglob("*.tmp"))

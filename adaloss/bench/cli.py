@@ -20,7 +20,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    run_configs(configs_from_args(args), args.out, progress=not args.quiet)
+    run_configs(
+        configs_from_args(args), args.out, progress=not args.quiet, save_states=args.save_states
+    )
     return 0
 
 

@@ -221,6 +221,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--out", default="runs", help="result folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--save-states", action="store_true",
+                        help="also save the final model and learned loss (seedN.pt)")  # fmt: skip
 
 
 def _fraction(text: str) -> float:

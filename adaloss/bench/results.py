@@ -28,6 +28,11 @@ def result_path(out: str | Path, task: str, model: str, method: str, seed: int) 
     return Path(out) / task / model / method / f"seed{seed}.json"
 
 
+def states_path(path: Path) -> Path:
+    """Where ``adaloss run --save-states`` keeps the final θ and ϕ of the run at ``path``."""
+    return path.with_suffix(".pt")
+
+
 def write_result(path: Path, record: dict) -> None:
     """Atomic write: a crash never leaves a half-written result that looks finished."""
     path.parent.mkdir(parents=True, exist_ok=True)

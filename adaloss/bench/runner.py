@@ -28,7 +28,7 @@ from adaloss.bench.batching import batches, eval_batches, full_batch
 from adaloss.bench.config import DEFAULT_META_LR, LOSSES, RunConfig
 from adaloss.bench.datasets import corrupt_training_targets, load_dataset
 from adaloss.bench.names import ERROR_RATE, MSE
-from adaloss.bench.results import write_result
+from adaloss.bench.results import states_path, write_result
 from adaloss.bench.step import training_step
 from adaloss.timeline import LossTimeline
 
@@ -174,8 +174,9 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
     return PreparedRun(config, data, task, model, base, opt, timeline, train, val, init_time)
 
 
-def run_one(config: RunConfig, progress: bool = True) -> dict:
-    """Train one (task, model, method, seed) and return its result record."""
+def run_one(config: RunConfig, progress: bool = True, states_to: Path | None = None) -> dict:
+    """Train one (task, model, method, seed) and return its result record; with
+    ``states_to``, also save the final model's and learned loss's ``state_dict`` there."""
     device = torch.device(config.device)
     run = prepare_run(config)
     data, task, model, opt = run.data, run.task, run.model, run.opt
@@ -221,6 +222,8 @@ def run_one(config: RunConfig, progress: bool = True) -> dict:
         if timeline is not None and (step % snapshot_every == 0 or step == config.steps):
             timeline.snapshot(step)
     wall = time.perf_counter() - started
+    if states_to is not None:
+        _write_states(states_to, model, getattr(opt, "loss", None))
 
     final_test = curve["test_error"][-1] if not diverged else float("nan")
     return {
@@ -252,14 +255,27 @@ def run_one(config: RunConfig, progress: bool = True) -> dict:
     }
 
 
-def run_configs(configs: Iterable[RunConfig], out: str | Path, progress: bool = True) -> None:
-    """Run every config whose result file under ``out`` does not exist yet, and write it."""
+def _write_states(path: Path, model: nn.Module, loss: nn.Module | None) -> None:
+    """Atomic, like the record: what the run ended with, to study after it (scripts/)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    states = {"model": model.state_dict(), "loss": None if loss is None else loss.state_dict()}
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(states, tmp)
+    tmp.replace(path)
+
+
+def run_configs(
+    configs: Iterable[RunConfig], out: str | Path, progress: bool = True, save_states: bool = False
+) -> None:
+    """Run every config whose result file under ``out`` does not exist yet, and write it
+    (with ``save_states``, the final θ and ϕ beside it: ``results.states_path``)."""
     for config in configs:
         path = config.result_path(out)
         if path.exists():
             print(f"done already: {path}")
             continue
-        record = run_one(config, progress=progress)
+        states_to = states_path(path) if save_states else None
+        record = run_one(config, progress=progress, states_to=states_to)
         write_result(path, record)
         final = record["final"]
         status = (
