@@ -126,6 +126,15 @@ def _inverse_softplus(y: torch.Tensor) -> torch.Tensor:
     return y + torch.log(-torch.expm1(-y))
 
 
+def _softplus_rise(u: torch.Tensor, gamma: torch.Tensor, switch: float = 20.0) -> torch.Tensor:
+    """softplus(u + γ) − softplus(γ) for u ≥ 0, as log1p(σ(γ)·expm1(u)) where that cannot
+    overflow: exactly 0 at u = 0 and never below it, so the loss is exactly 0 at the target and
+    never negative (the plain difference rounds to ±1e-14 there, differently on each CPU)."""
+    near = torch.log1p(torch.sigmoid(gamma) * torch.expm1(u.clamp(max=switch)))
+    far = F.softplus(u + gamma) - F.softplus(gamma)
+    return torch.where(u > switch, far, near)
+
+
 class MonotoneLossNetwork(_ElementwiseLoss):
     """ℓ_ϕ(p, t) = G_ϕ(e², t, sign e) with e = p − t, G increasing in e² and G(0) = 0.
 
@@ -172,7 +181,7 @@ class MonotoneLossNetwork(_ElementwiseLoss):
         a, c, d = weights.split([1, self.ramps, self.ramps], dim=-1)
         beta = F.softplus(self.ramp_slopes).to(pred.dtype)
         gamma = self.ramp_offsets.to(pred.dtype)
-        ramps = (F.softplus(beta * v + gamma) - F.softplus(gamma)) / beta
+        ramps = _softplus_rise(beta * v, gamma) / beta
         kappa = F.softplus(self.tanh_slopes).to(pred.dtype)
         bends = torch.tanh(kappa * v) / kappa
         return (a * v).squeeze(-1) + (c * ramps).sum(-1) + (d * bends).sum(-1)

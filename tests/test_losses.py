@@ -25,6 +25,7 @@ from adaloss.losses import (
     MonotoneLossNetwork,
     SmoothLeakyReLU,
     TaylorLoss,
+    _softplus_rise,
 )
 from adaloss.tasks import BinaryClassification, Classification
 
@@ -625,6 +626,19 @@ def test_monotone_loss_pulls_every_prediction_toward_its_target(seed, inputs):
     values = loss(p.reshape(-1, 1), t.reshape(-1, 1))
     assert bool((values >= 0).all())
     assert float(loss(t.reshape(-1, 1), t.reshape(-1, 1)).abs().max()) == 0.0
+
+
+def test_the_monotone_ramp_is_the_softplus_difference_on_both_sides_of_its_switch():
+    u = torch.cat([torch.zeros(1), torch.logspace(-8, 2.5, 200)]).double()
+    gamma = torch.linspace(-8, 2, 8, dtype=torch.float64).reshape(-1, 1)
+    plain = F.softplus(u + gamma) - F.softplus(gamma)
+    rise = _softplus_rise(u, gamma)
+    assert torch.allclose(rise, plain, rtol=1e-9, atol=1e-12)
+    assert bool((rise[:, 0] == 0).all()) and bool((rise[:, 1:] > 0).all())
+    u32 = torch.tensor([0.0, 30.0, 300.0], requires_grad=True)  # past float32's expm1 range
+    rise32 = _softplus_rise(u32, torch.tensor(0.5))
+    (grad,) = torch.autograd.grad(rise32.sum(), u32)
+    assert bool(torch.isfinite(rise32).all()) and bool(torch.isfinite(grad).all())
 
 
 def test_monotone_loss_starts_near_the_squared_error():
