@@ -172,3 +172,14 @@ def test_save_states_keeps_the_final_model_and_loss_beside_the_record(tmp_path, 
         else:
             run.opt.loss.load_state_dict(states["loss"])
     assert not list(out.rglob("*.tmp"))
+
+
+def test_a_finished_run_prints_its_selection_error_not_its_test_error(tmp_path, capsys):
+    out = tmp_path / "runs"
+    args = ["run", "--task", "diabetes", "--methods", "baseline", "--seeds", "1",
+            "--out", str(out), *TINY]  # fmt: skip
+    assert main(args) == 0
+    record = json.loads((out / "diabetes/adaloss_mlp/baseline/seed0.json").read_text())
+    line = capsys.readouterr().out
+    assert f"selection mse {record['final']['selection_error']:.4f}" in line
+    assert "test" not in line.replace(str(tmp_path), "")

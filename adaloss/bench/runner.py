@@ -278,9 +278,9 @@ def run_configs(
         record = run_one(config, progress=progress, states_to=states_to)
         write_result(path, record)
         final = record["final"]
-        status = (
+        status = (  # selection error: test error is for the report, not for watching runs
             "DIVERGED"
             if final["diverged"]
-            else f"test {record['metric']} {final['test_error']:.4f}"
+            else f"selection {record['metric']} {final['selection_error']:.4f}"
         )
         print(f"{path}: {status} ({record['wall_time_s']:.0f} s)", flush=True)
