@@ -281,7 +281,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         # host state (counters, the warning), which a device-side flag read later could not undo.
         params = self.update.params()
         self._grad_scale = self.scaling.scale_for(self.device)
-        if self.online and self.steps % self.meta_every == 0:
+        if self._meta_step_due():
             hg, _ = self._forward_and_hypergradient(x, y, x_val, y_val, tx)
             objective = hg.objective
             checks = (
@@ -299,6 +299,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
             self._commit(params, hg.new_params, hg.new_state, hg.meta_grads, tx)
             learned, task_loss_tensor, meta_updated = hg.learned_loss, hg.task_loss, True
             self._watch_divergence(task_loss)
+            self._observe_meta_objective(task_loss)
         else:
             out, _, objective = self._forward(x, y, tx, meta=False)
             learned, grads = base_gradient(objective, out, params, self._grad_scale, self.replicas)
@@ -321,6 +322,13 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
 
     def _after_commit(self, objective: Objective | None) -> None:
         """Hook: bookkeeping of a committed step (the guard's count, on the device)."""
+
+    def _meta_step_due(self) -> bool:
+        """Whether this step also steps ϕ (MetaLossOptimizer adds its early stop)."""
+        return self.online and self.steps % self.meta_every == 0
+
+    def _observe_meta_objective(self, task_loss: float) -> None:
+        """Hook: a committed meta step's meta-objective, as a host float (the early stop)."""
 
     def _loss_inputs(self, out, y):
         return self.task.learned_loss_inputs(out, y)

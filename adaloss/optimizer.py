@@ -22,6 +22,7 @@ from adaloss.losses import LossNetwork
 from adaloss.modelcalls import is_compiled
 from adaloss.objective import Objective
 from adaloss.online import ENGINES, OnlineMetaOptimizer
+from adaloss.patience import MetaPatience, check_patience
 from adaloss.recipes import Recipe, get_recipe
 from adaloss.tasks import Regression, Task
 from adaloss.transaction import Transaction
@@ -64,6 +65,10 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             eventually carries θ (the default recipe's; the same as ``"step"`` without
             momentum), a number H ≥ 1 at θ_t + H·U for every parameter (a longer horizon
             whatever the optimizer); ``None`` takes the recipe's.
+        patience: stop adapting ϕ once the meta-objective's moving average has not reached
+            a new low for this many steps, and train on the task loss from then on
+            (``adaloss.patience``; ``stopped_at`` says when); ``None`` takes the recipe's,
+            ``False`` adapts to the end.
     """
 
     def __init__(
@@ -82,8 +87,11 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         guard: float | bool | None = None,
         grad_scale: str | None = "auto",
         horizon: str | float | None = None,
+        patience: int | bool | None = None,
     ) -> None:
         recipe = get_recipe(recipe)
+        if patience is not None and patience is not False:
+            check_patience(patience)
         if guard is not None and guard is not False:
             if isinstance(guard, bool) or not isinstance(guard, int | float) or not guard > 0:
                 raise ValueError(f"guard must be a bound > 0, None or False; got {guard!r}")
@@ -92,7 +100,9 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             meta_lr=recipe.meta_lr if meta_lr is None else meta_lr,
             guard=recipe.guard if guard is None else (None if guard is False else float(guard)),
             horizon=recipe.horizon if horizon is None else horizon,
+            patience=recipe.patience if patience is None else (patience or None),
         )
+        self.patience = None if self.recipe.patience is None else MetaPatience(self.recipe.patience)
         self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)
         self.started = False  # whether the recipe's start (warm start / offline phase) ran
         self._guarded = torch.zeros((), dtype=torch.long)
@@ -142,7 +152,21 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         """Committed steps on which the guard acted (scaled M_ϕ down or mixed in L_T)."""
         return int(self._guarded)
 
+    @property
+    def stopped_at(self) -> int | None:
+        """The step after which ϕ stopped adapting (``patience``); None while it adapts."""
+        return None if self.patience is None else self.patience.stopped_at
+
+    def _meta_step_due(self) -> bool:
+        return self.stopped_at is None and super()._meta_step_due()
+
+    def _observe_meta_objective(self, task_loss: float) -> None:
+        if self.patience is not None:
+            self.patience.observe(self.steps, task_loss)
+
     def _objective_weights(self):
+        if self.stopped_at is not None:  # early-stopped: the task loss alone
+            return lambda h, g: (h.new_zeros(()), h.new_ones(()))
         if self.guard is None:
             return None
         guard, replicas = self.guard, self.replicas  # data-parallel: the whole batch's sums
@@ -152,6 +176,8 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         return self.loss
 
     def _after_commit(self, objective: Objective | None) -> None:
+        if self.stopped_at is not None:  # the task loss, not the guard's doing
+            return
         if objective is not None and objective.loss_scale is not None:
             acted = (objective.loss_scale < 1) | (objective.task_weight > 0)
             self._guarded += acted.to(self._guarded.dtype)  # no device sync
@@ -225,12 +251,24 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         return losses
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"started": self.started, "guarded_steps": self.guarded_steps}
+        extra = {"started": self.started, "guarded_steps": self.guarded_steps}
+        if self.patience is not None:
+            extra["patience"] = self.patience.state_dict()
+        return extra
+
+    def _check_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super()._check_state_dict(state_dict)
+        if self.patience is not None and "patience" in state_dict:
+            MetaPatience.check_state(state_dict["patience"])
 
     def _load_extra_state(self, state_dict: dict[str, Any]) -> None:
         # Checkpoints from before recipes: their ϕ was started (or trained) already.
         self.started = bool(state_dict.get("started", True))
         self._guarded.fill_(int(state_dict.get("guarded_steps", 0)))
+        if self.patience is not None:  # a checkpoint without it: the watch starts afresh
+            self.patience = MetaPatience(self.patience.patience, self.patience.decay)
+            if "patience" in state_dict:
+                self.patience.load_state_dict(state_dict["patience"])
 
     def _fall_back_to_unroll(self, err: Exception) -> None:
         if is_compiled(self.model):
@@ -257,5 +295,5 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             f"MetaLossOptimizer(base={type(self.base_optimizer).__name__}, task={self.task!r}, "
             f"loss={type(self.loss).__name__}, hypergrad={self.hypergrad!r}, "
             f"meta_every={self.meta_every}, online={self.online}, recipe={self.recipe.name!r}, "
-            f"guard={self.recipe.guard})"
+            f"guard={self.recipe.guard}, patience={self.recipe.patience})"
         )

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from adaloss.patience import check_patience
+
 STARTS = ("warm_start", "offline")
 HORIZONS = ("step", "momentum")  # or a number H >= 1: L_T at θ_t + H·U for every parameter
 
@@ -44,6 +46,9 @@ class Recipe:
     inner_steps: int = 1
     # L_T at θ_{t+1} ("step"), where momentum carries θ ("momentum"), or at θ_t + H·U (H)
     horizon: str | float = "step"
+    # stop adapting ϕ and train on the task loss once the meta-objective has not improved
+    # for this many steps (``adaloss.patience``); None: adapt to the end
+    patience: int | None = None
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
@@ -53,6 +58,7 @@ class Recipe:
             raise ValueError(f"meta_lr must be >= 0, got {self.meta_lr}")
         if self.guard is not None and not self.guard > 0:
             raise ValueError(f"guard must be None or > 0, got {self.guard}")
+        check_patience(self.patience)
 
 
 RECIPES = {

@@ -47,6 +47,7 @@ COLUMNS = [
     ("default, anchor 1", "results/anchor-screen", "adalfl_default_anchor1"),
     ("default, anchored loss", "results/anchored-screen", "adalfl_default_anchored"),
     ("default, monotone loss", "results/monotone-screen", "adalfl_default_monotone"),
+    ("default, patience 1000", "results/patience-screen", "adalfl_default_patience1000"),
 ]
 # The rows with corrupted training targets (``adaloss run --label-noise``) and their columns.
 NOISE_ROWS = [("california-noise0.2", "adaloss_mlp"), ("digits-noise0.4", "adaloss_mlp")]
@@ -68,6 +69,7 @@ GENERALITY_COLUMNS = [
     ("baseline", "results/noise-generality", "baseline"),
     ("baseline, 2× lr", "results/noise-generality", "baseline_lr{twice_lr:g}"),
     ("default (η 1e-3, κ 2)", "results/noise-generality", "adalfl_default"),
+    ("default, patience 1000", "results/patience-screen", "adalfl_default_patience1000"),
 ]
 
 

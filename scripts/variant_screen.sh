@@ -6,6 +6,8 @@
 # ϕ_0 and batches) by `python scripts/recipe_mechanism.py`.
 #
 #   OUT=results/anchor-screen scripts/variant_screen.sh "--meta-anchor 1" [SEEDS]   (default 3)
+#   NOISE=1 ...   also the corrupted-target rows of scripts/noise_screen.sh, each after its
+#                 clean row (compared with results/noise-generality)
 #
 # Resumable: a finished result file is never recomputed. Chosen on selection error only.
 set -euo pipefail
@@ -24,6 +26,19 @@ rows=(  # the rows where the default lost first, then the rest
     "--task california"
     "--task digits --model adaloss_mlp"
 )
+if [ "${NOISE:-0}" = 1 ]; then
+    rows=(
+        "--task diabetes"
+        "--task diabetes --label-noise 0.2"
+        "--task crime"
+        "--task crime --label-noise 0.2"
+        "--task digits --model adaloss_logistic"
+        "--task digits --model adaloss_logistic --label-noise 0.4"
+        "--task california"
+        "--task digits --model adaloss_mlp"
+        "--task digits --model adaloss_mlp --label-noise 0.2"
+    )
+fi
 
 for row in "${rows[@]}"; do
     for s in $(seq 0 $((seeds - 1))); do

@@ -93,6 +93,7 @@ class RunConfig:
     guard: float | None = None  # None: the recipe's; 0: off
     horizon: float | None = None  # None: the recipe's; H: L_T at θ_t + H·U
     meta_anchor: float | None = None  # None: plain Adam updates ϕ; a: adaloss.AnchoredAdam
+    patience: int | None = None  # None: the recipe's; 0: adapt to the end; P: adaloss.patience
     init_steps: int = DEFAULT_INIT_STEPS
     init_meta_lr: float = DEFAULT_INIT_META_LR
     inner_steps: int = 1
@@ -125,6 +126,9 @@ class RunConfig:
             key += f"_horizon{self.horizon:g}"
         if self.method == "adalfl" and self.meta_anchor is not None:
             key += f"_anchor{self.meta_anchor:g}"
+        if self.method == "adalfl" and self.patience is not None:
+            if (self.patience or None) != recipe.patience:
+                key += f"_patience{self.patience}" if self.patience else "_nopatience"
         offline = self.method != "baseline" and (
             self.method != "adalfl" or recipe.start == "offline"
         )
@@ -201,6 +205,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="AdaLFL: L_T at θ_t + H·U (default: the recipe's)")  # fmt: skip
     parser.add_argument("--meta-anchor", type=float, default=None,
                         help="AdaLFL: ϕ by AnchoredAdam at this pull (default: Adam)")  # fmt: skip
+    parser.add_argument("--patience", type=_steps, default=None,
+                        help="AdaLFL: stop adapting ϕ after this many steps without a new low "
+                        "of the meta-objective (default: the recipe's; 0: never)")  # fmt: skip
     parser.add_argument(
         "--init-steps", type=int, default=DEFAULT_INIT_STEPS, help="offline steps (Alg. 1)"
     )
@@ -223,6 +230,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--save-states", action="store_true",
                         help="also save the final model and learned loss (seedN.pt)")  # fmt: skip
+
+
+def _steps(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of steps >= 0, got {text}")
+    return value
 
 
 def _fraction(text: str) -> float:
@@ -254,7 +268,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
         name: getattr(args, name)
         for name in (
             "batch_size", "loss", "meta_objective", "meta_lr", "recipe", "guard", "horizon",
-            "meta_anchor",
+            "meta_anchor", "patience",
             "init_steps",
             "init_meta_lr",
             "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",

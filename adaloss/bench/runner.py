@@ -141,6 +141,7 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
             loss = (make_loss or LOSSES[config.loss])().to(device)
             recipe = config.recipe if config.method == "adalfl" else "paper"
             guard = None if config.guard is None else (config.guard or False)
+            patience = None if config.patience is None else (config.patience or False)
             meta_optimizer = None
             if config.method == "adalfl" and config.meta_anchor is not None:
                 eta = config.recipe_settings.meta_lr if config.meta_lr is None else config.meta_lr
@@ -154,6 +155,7 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
                 meta_every=config.meta_every, online=config.method == "adalfl", recipe=recipe,
                 guard=guard if config.method == "adalfl" else None,
                 horizon=config.horizon if config.method == "adalfl" else None,
+                patience=patience if config.method == "adalfl" else None,
             )  # fmt: skip
             timeline = LossTimeline(loss, task)
         init_train = batches(
@@ -249,6 +251,7 @@ def run_one(config: RunConfig, progress: bool = True, states_to: Path | None = N
             "diverged": diverged,
             "skipped_steps": 0 if opt is None else opt.skipped_steps,
             "guarded_steps": getattr(opt, "guarded_steps", 0),
+            "stopped_at": getattr(opt, "stopped_at", None),
         },
         "curve": {**curve, **extra_curves},
         "loss_grid": None if timeline is None else timeline.to_dict(),
