@@ -134,6 +134,24 @@ def test_run_meta_anchor_files_the_variant_under_its_own_key(tmp_path, data_dir)
     assert [p.name for p in out.rglob("seed*.json")] == ["seed0.json"]
 
 
+def test_run_patience_files_its_key_and_records_when_it_stopped(tmp_path, data_dir):
+    out = tmp_path / "runs"
+    args = ["run", "--task", "diabetes", "--methods", "adalfl,baseline", "--patience", "2",
+            "--seeds", "1", "--out", str(out), *TINY]  # fmt: skip
+    assert main(args) == 0
+    record = json.loads(
+        (out / "diabetes/adaloss_mlp/adalfl_default_patience2/seed0.json").read_text()
+    )
+    assert record["config"]["patience"] == 2
+    assert record["final"]["stopped_at"] is None  # 20 steps: the meta-objective still falls
+    baseline = json.loads((out / "diabetes/adaloss_mlp/baseline/seed0.json").read_text())
+    assert baseline["final"]["stopped_at"] is None
+    assert prepare_run(RunConfig("diabetes", "adaloss_mlp", "adalfl", 0, 5, recipe="default",
+                                 patience=0)).opt.patience is None  # fmt: skip
+    with pytest.raises(SystemExit):
+        main(["run", "--task", "diabetes", "--patience", "-1", "--out", str(tmp_path)])
+
+
 def test_run_with_label_noise_files_a_row_of_its_own(tmp_path, data_dir):
     out = tmp_path / "runs"
     args = ["run", "--task", "diabetes", "--methods", "baseline", "--label-noise", "0.3",
