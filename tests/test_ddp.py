@@ -168,6 +168,20 @@ def nan_on_one_rank(env):
     return snapshot(opt, train(env, opt, batches))
 
 
+STOP_STEPS = 30
+
+
+def patience_stops(env):
+    """Validation labels that training contradicts: the meta-objective stops improving and
+    every rank stops adapting on the same step (it watches the all-reduced value)."""
+    opt = make(env, "forward", recipe="default", patience=2)
+    results = Run(opt)
+    x, y = (env.shard(t) for t in global_batches(1)[0])
+    for _ in range(STOP_STEPS):  # one batch again and again: the validation loss turns up
+        results.append(opt.step(x, y, x, (y + 1) % 3))
+    return {**snapshot(opt, results), "stopped_at": opt.stopped_at}
+
+
 def meta_lr(env):
     torch.manual_seed(0)
     model = env.wrap(Poisonable().double())
@@ -197,6 +211,7 @@ SCENARIOS: dict[str, Callable] = {
         meta_every,
         default_recipe_regression,
         default_recipe_lazy_unroll,
+        patience_stops,
         paper_initialize,
         paper_initialize_unrolled,
         nan_on_one_rank,
@@ -304,6 +319,11 @@ def test_two_ranks_step_as_one_process_on_both_shards(ranks, name):
     assert reference["steps"] > 0
     if name == "nan_on_one_rank":
         assert reference["skipped"] == [False, True, False]
+    if name == "patience_stops":
+        stopped = reference["stopped_at"]
+        assert stopped is not None and stopped < STOP_STEPS - 1
+        assert all(r["stopped_at"] == stopped for r in per_rank)
+        assert reference["task"][stopped + 1 :] == [None] * (STOP_STEPS - 1 - stopped)
     if name.startswith("default_recipe") or name == "nan_on_one_rank":
         assert reference["guarded"] == reference["steps"]  # the guard acted on every step
     assert reference["phi_moved"] > 0
