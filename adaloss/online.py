@@ -21,6 +21,7 @@ from adaloss.batches import all_finite_and_value as _all_finite_and_value
 from adaloss.batches import check_batch
 from adaloss.checkpoint import check_state_dict
 from adaloss.distributed import unwrap
+from adaloss.divergence import DivergenceWatch
 from adaloss.hypergrad import Hypergradient, MetaStep, base_gradient, forward
 from adaloss.inner import DifferentiableUpdate
 from adaloss.lookalike import OptimizerLookAlike
@@ -32,7 +33,6 @@ from adaloss.tasks import Task
 from adaloss.transaction import Transaction
 
 ENGINES = ("forward", "unroll")
-DIVERGENCE_FACTOR = 100.0  # warn when the meta-objective's average exceeds its best by this
 OVERFLOWS = ("the base gradient", "the meta-gradient")  # what a too-large grad scale breaks
 
 
@@ -103,9 +103,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         self.online = online
         self.steps = 0
         self.skipped_steps = 0
-        self._best_task_loss = float("inf")
-        self._task_loss_ema: float | None = None
-        self._divergence_warned = False
+        self.divergence = DivergenceWatch()
         self._init_optimizer_api()
         self.replicas.broadcast_(meta_params)  # ϕ starts as rank 0's, as DDP does for θ
 
@@ -200,27 +198,8 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         hg.objective = objective
         return hg, tx
 
-    def _watch_divergence(self, task_loss: float) -> None:
-        """Warn once when the meta-objective's moving average rises 100-fold above its best.
-
-        A learned loss can push the model away from the targets long before any value
-        overflows (BENCHMARKS.md, Diabetes): a user should hear about it while it happens.
-        The average over ~10 meta steps keeps one unlucky batch from raising the alarm.
-        """
-        ema = self._task_loss_ema
-        ema = task_loss if ema is None else 0.9 * ema + 0.1 * task_loss
-        self._task_loss_ema = ema
-        self._best_task_loss = min(self._best_task_loss, ema)
-        if not self._divergence_warned and ema > DIVERGENCE_FACTOR * self._best_task_loss:
-            self._divergence_warned = True
-            warnings.warn(
-                f"adaloss: the task loss on the meta-objective batches averages {ema:.4g}, "
-                f"over {DIVERGENCE_FACTOR:g}x its best average {self._best_task_loss:.4g}: "
-                "training with the learned loss may be diverging (try a larger meta_lr "
-                "or LossNetwork(anchored=True); see BENCHMARKS.md)",
-                RuntimeWarning,
-                stacklevel=5,  # the caller of step: _step, step, torch's hook wrapper
-            )
+    def _observe_meta_objective(self, task_loss: float) -> None:
+        """Hook: a committed meta step's meta-objective (MetaLossOptimizer's early stop)."""
 
     def _reject(self, tx: Transaction, what: str) -> StepResult:
         tx.restore_buffers()  # nothing else was written yet
@@ -276,9 +255,9 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         """Hook: runs inside the step's transaction first (MetaLossOptimizer's lazy start)."""
 
     def _step(self, x, y, x_val, y_val, tx: Transaction) -> StepResult:
-        # One device sync per step (besides the input check's): the finiteness of all the step
-        # would write, with the task loss for the divergence watch. A rejection must change no
-        # host state (counters, the warning), which a device-side flag read later could not undo.
+        # One device sync per step (besides the input check's): the finiteness of all the step would
+        # write, with the task loss for the watches. A rejection must change no host state
+        # (counters, the warning, the watches), which a device-side flag read later could not undo.
         params = self.update.params()
         self._grad_scale = self.scaling.scale_for(self.device)
         if self._meta_step_due():
@@ -298,7 +277,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
                 return self._reject(tx, what)
             self._commit(params, hg.new_params, hg.new_state, hg.meta_grads, tx)
             learned, task_loss_tensor, meta_updated = hg.learned_loss, hg.task_loss, True
-            self._watch_divergence(task_loss)
+            self.divergence.observe(task_loss, stacklevel=4)  # _step, step, torch's hook wrapper
             self._observe_meta_objective(task_loss)
         else:
             out, _, objective = self._forward(x, y, tx, meta=False)
@@ -326,9 +305,6 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
     def _meta_step_due(self) -> bool:
         """Whether this step also steps ϕ (MetaLossOptimizer adds its early stop)."""
         return self.online and self.steps % self.meta_every == 0
-
-    def _observe_meta_objective(self, task_loss: float) -> None:
-        """Hook: a committed meta step's meta-objective, as a host float (the early stop)."""
 
     def _loss_inputs(self, out, y):
         return self.task.learned_loss_inputs(out, y)
