@@ -69,6 +69,9 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             a new low for this many steps, and train on the task loss from then on
             (``adaloss.patience``; ``stopped_at`` says when); ``None`` takes the recipe's,
             ``False`` adapts to the end.
+        after_stop: what trains θ once ``patience`` stopped ϕ: ``"task_loss"`` (plain
+            training) or ``"frozen"`` (the learned loss as it was, under the guard);
+            ``None`` takes the recipe's.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         grad_scale: str | None = "auto",
         horizon: str | float | None = None,
         patience: int | bool | None = None,
+        after_stop: str | None = None,
     ) -> None:
         recipe = get_recipe(recipe)
         if patience is not None and patience is not False:
@@ -101,6 +105,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             guard=recipe.guard if guard is None else (None if guard is False else float(guard)),
             horizon=recipe.horizon if horizon is None else horizon,
             patience=recipe.patience if patience is None else (patience or None),
+            after_stop=recipe.after_stop if after_stop is None else after_stop,
         )
         self.patience = None if self.recipe.patience is None else MetaPatience(self.recipe.patience)
         self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)
@@ -165,7 +170,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             self.patience.observe(self.steps, task_loss)
 
     def _objective_weights(self):
-        if self.stopped_at is not None:  # early-stopped: the task loss alone
+        if self.stopped_at is not None and self.recipe.after_stop == "task_loss":
             return lambda h, g: (h.new_zeros(()), h.new_ones(()))
         if self.guard is None:
             return None
@@ -176,8 +181,8 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         return self.loss
 
     def _after_commit(self, objective: Objective | None) -> None:
-        if self.stopped_at is not None:  # the task loss, not the guard's doing
-            return
+        if self.stopped_at is not None and self.recipe.after_stop == "task_loss":
+            return  # s = 0, c = 1: the task loss, not the guard's doing
         if objective is not None and objective.loss_scale is not None:
             acted = (objective.loss_scale < 1) | (objective.task_weight > 0)
             self._guarded += acted.to(self._guarded.dtype)  # no device sync
@@ -295,5 +300,6 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             f"MetaLossOptimizer(base={type(self.base_optimizer).__name__}, task={self.task!r}, "
             f"loss={type(self.loss).__name__}, hypergrad={self.hypergrad!r}, "
             f"meta_every={self.meta_every}, online={self.online}, recipe={self.recipe.name!r}, "
-            f"guard={self.recipe.guard}, patience={self.recipe.patience})"
+            f"guard={self.recipe.guard}, patience={self.recipe.patience}, "
+            f"after_stop={self.recipe.after_stop!r})"
         )

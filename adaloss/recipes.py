@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from adaloss.patience import check_patience
 
 STARTS = ("warm_start", "offline")
+AFTER_STOP = ("task_loss", "frozen")  # what trains θ once patience stops ϕ
 HORIZONS = ("step", "momentum")  # or a number H >= 1: L_T at θ_t + H·U for every parameter
 
 
@@ -49,6 +50,7 @@ class Recipe:
     # stop adapting ϕ and train on the task loss once the meta-objective has not improved
     # for this many steps (``adaloss.patience``); None: adapt to the end
     patience: int | None = None
+    after_stop: str = "task_loss"  # then train on the task loss, or on M_ϕ frozen ("frozen")
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
@@ -59,6 +61,8 @@ class Recipe:
         if self.guard is not None and not self.guard > 0:
             raise ValueError(f"guard must be None or > 0, got {self.guard}")
         check_patience(self.patience)
+        if self.after_stop not in AFTER_STOP:
+            raise ValueError(f"after_stop must be one of {AFTER_STOP}, got {self.after_stop!r}")
 
 
 RECIPES = {

@@ -48,6 +48,7 @@ COLUMNS = [
     ("default, anchored loss", "results/anchored-screen", "adalfl_default_anchored"),
     ("default, monotone loss", "results/monotone-screen", "adalfl_default_monotone"),
     ("default, patience 1000", "results/patience-screen", "adalfl_default_patience1000"),
+    ("patience 1000, frozen", "results/patience-screen", "adalfl_default_patience1000_frozen"),
 ]
 # The rows with corrupted training targets (``adaloss run --label-noise``) and their columns.
 NOISE_ROWS = [("california-noise0.2", "adaloss_mlp"), ("digits-noise0.4", "adaloss_mlp")]
@@ -70,6 +71,7 @@ GENERALITY_COLUMNS = [
     ("baseline, 2× lr", "results/noise-generality", "baseline_lr{twice_lr:g}"),
     ("default (η 1e-3, κ 2)", "results/noise-generality", "adalfl_default"),
     ("default, patience 1000", "results/patience-screen", "adalfl_default_patience1000"),
+    ("patience 1000, frozen", "results/patience-screen", "adalfl_default_patience1000_frozen"),
 ]
 
 

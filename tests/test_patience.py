@@ -100,6 +100,28 @@ def test_after_stopping_a_step_is_plain_training_on_the_task_loss(float64):
     assert result.task_loss is None and opt.guarded_steps == guarded  # not the guard's doing
 
 
+def test_frozen_after_stop_keeps_training_on_the_learned_loss_as_it_was(float64):
+    model = make_model("mlp")
+    opt = _stopping_optimizer(model, after_stop="frozen")
+    _, (x, y, xv, yv) = _unhelpful_run(opt, 12)
+    assert opt.stopped_at is not None and "after_stop='frozen'" in repr(opt)
+    phi = [p.detach().clone() for p in opt.loss.parameters()]
+    twin_model = copy.deepcopy(model)
+    twin = adaloss.MetaLossOptimizer(
+        twin_model, torch.optim.SGD(twin_model.parameters(), lr=0.1), adaloss.Classification(3),
+        loss=copy.deepcopy(opt.loss), online=False,
+    )  # fmt: skip
+    twin.started = True  # ϕ as it is: no warm start
+    result, reference = opt.step(x, y, xv, yv), twin.step(x, y, xv, yv)
+    assert not result.meta_updated and result.task_loss is None
+    assert all(torch.equal(a, b) for a, b in zip(phi, opt.loss.parameters(), strict=True))
+    for a, b in zip(model.parameters(), twin_model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)  # a guarded step on M_ϕ
+    torch.testing.assert_close(result.loss_scale, reference.loss_scale)
+    with pytest.raises(ValueError, match="after_stop must be one of"):
+        _stopping_optimizer(make_model("mlp"), after_stop="baseline")
+
+
 def test_without_patience_the_same_run_adapts_to_the_end(float64):
     opt = _stopping_optimizer(make_model("mlp"), patience=False)
     results, _ = _unhelpful_run(opt, 12)

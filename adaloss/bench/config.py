@@ -17,7 +17,7 @@ from pathlib import Path
 import adaloss
 from adaloss.bench import results
 from adaloss.bench.names import METHODS, default_label
-from adaloss.recipes import RECIPES, Recipe, get_recipe
+from adaloss.recipes import AFTER_STOP, RECIPES, Recipe, get_recipe
 
 PAPER_MODELS = {
     "diabetes": ["adaloss_mlp"],
@@ -94,6 +94,7 @@ class RunConfig:
     horizon: float | None = None  # None: the recipe's; H: L_T at θ_t + H·U
     meta_anchor: float | None = None  # None: plain Adam updates ϕ; a: adaloss.AnchoredAdam
     patience: int | None = None  # None: the recipe's; 0: adapt to the end; P: adaloss.patience
+    after_stop: str | None = None  # None: the recipe's; "task_loss" or "frozen"
     init_steps: int = DEFAULT_INIT_STEPS
     init_meta_lr: float = DEFAULT_INIT_META_LR
     inner_steps: int = 1
@@ -129,6 +130,8 @@ class RunConfig:
         if self.method == "adalfl" and self.patience is not None:
             if (self.patience or None) != recipe.patience:
                 key += f"_patience{self.patience}" if self.patience else "_nopatience"
+        if self.method == "adalfl" and self.after_stop not in (None, recipe.after_stop):
+            key += f"_{self.after_stop}"
         offline = self.method != "baseline" and (
             self.method != "adalfl" or recipe.start == "offline"
         )
@@ -208,6 +211,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patience", type=_steps, default=None,
                         help="AdaLFL: stop adapting ϕ after this many steps without a new low "
                         "of the meta-objective (default: the recipe's; 0: never)")  # fmt: skip
+    parser.add_argument("--after-stop", choices=AFTER_STOP, default=None,
+                        help="AdaLFL: what trains the model once --patience stopped the "
+                        "learned loss (default: the recipe's)")  # fmt: skip
     parser.add_argument(
         "--init-steps", type=int, default=DEFAULT_INIT_STEPS, help="offline steps (Alg. 1)"
     )
@@ -268,7 +274,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
         name: getattr(args, name)
         for name in (
             "batch_size", "loss", "meta_objective", "meta_lr", "recipe", "guard", "horizon",
-            "meta_anchor", "patience",
+            "meta_anchor", "patience", "after_stop",
             "init_steps",
             "init_meta_lr",
             "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",

@@ -156,6 +156,7 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
                 guard=guard if config.method == "adalfl" else None,
                 horizon=config.horizon if config.method == "adalfl" else None,
                 patience=patience if config.method == "adalfl" else None,
+                after_stop=config.after_stop if config.method == "adalfl" else None,
             )  # fmt: skip
             timeline = LossTimeline(loss, task)
         init_train = batches(
