@@ -8,7 +8,8 @@ has not improved for ``patience`` steps, what ϕ learns from then on is not meas
 help, so the optimizer stops adapting and trains on the task loss itself: from there on
 a step is plain training. Like early stopping, it reads only what the step already
 computes: the meta-objective's value, averaged over about 1/(1 − decay) meta steps so
-that one batch cannot trigger it.
+that one lucky batch cannot set a low that stands for good. The average starts at the first
+value, usually the highest, so it keeps setting lows through the first few hundred steps.
 """
 
 from __future__ import annotations
