@@ -7,6 +7,7 @@
 #   scripts/noise_screen.sh [FIRST_SEED] [LAST_SEED]                  (default 0 2)
 #   ROWS="0 1" WORKERS=2 OUT=results/noise-generality scripts/noise_screen.sh 0 2
 #   ADALOSS="python -m adaloss" ...  (run from a snapshot of the code with PYTHONPATH set)
+#   CONTROL=0 ...  without the twice-the-lr control
 #
 # Rows are run one after the other, seed by seed, so a queue cut short leaves whole seeds of
 # the first rows. Resumable: `adaloss run` skips result files that exist.
@@ -25,6 +26,7 @@ rows=(
     "diabetes adaloss_mlp 0.2 0.002"
     "digits adaloss_logistic 0.4 0.02"
     "digits adaloss_mlp 0.2 0.02"
+    "digits adaloss_mlp 0.4 0.02"  # session 12's row (results/noise-screen)
 )
 
 for r in ${ROWS:-0 1 2 3}; do
@@ -32,7 +34,9 @@ for r in ${ROWS:-0 1 2 3}; do
     row="--task $task --model $model --label-noise $noise"
     for s in $(seq "$first" "$last"); do
         echo "$adaloss run $row --methods baseline --first-seed $s --seeds 1 $common"
-        echo "$adaloss run $row --methods baseline --lr $lr2 --first-seed $s --seeds 1 $common"
+        if [ "${CONTROL:-1}" = 1 ]; then
+            echo "$adaloss run $row --methods baseline --lr $lr2 --first-seed $s --seeds 1 $common"
+        fi
         echo "$adaloss run $row --methods adalfl --recipe default --first-seed $s --seeds 1 $common"
     done
 done | xargs -P "$workers" -I{} sh -c '{}'
