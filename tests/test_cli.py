@@ -150,6 +150,13 @@ def test_run_patience_files_its_key_and_records_when_it_stopped(tmp_path, data_d
                                  patience=0)).opt.patience is None  # fmt: skip
     with pytest.raises(SystemExit):
         main(["run", "--task", "diabetes", "--patience", "-1", "--out", str(tmp_path)])
+    frozen = RunConfig("diabetes", "adaloss_mlp", "adalfl", 0, 5, lr=0.001, recipe="default",
+                       patience=9, after_stop="frozen")  # fmt: skip
+    assert frozen.key == "adalfl_default_patience9_frozen"
+    assert prepare_run(frozen).opt.recipe.after_stop == "frozen"
+    same = RunConfig("diabetes", "adaloss_mlp", "adalfl", 0, 5, lr=0.001, recipe="default",
+                     patience=9, after_stop="task_loss")  # fmt: skip
+    assert same.key == "adalfl_default_patience9"  # the recipe's own: no suffix
 
 
 def test_run_with_label_noise_files_a_row_of_its_own(tmp_path, data_dir):
