@@ -66,9 +66,9 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             momentum), a number H ≥ 1 at θ_t + H·U for every parameter (a longer horizon
             whatever the optimizer); ``None`` takes the recipe's.
         patience: stop adapting ϕ once the meta-objective's moving average has not reached
-            a new low for this many steps, and train on the task loss from then on
-            (``adaloss.patience``; ``stopped_at`` says when); ``None`` takes the recipe's,
-            ``False`` adapts to the end.
+            a new low for this many steps (``adaloss.patience``; ``stopped_at`` says when);
+            ``None`` takes the recipe's (the default recipe's: none), ``False`` adapts to
+            the end.
         after_stop: what trains θ once ``patience`` stopped ϕ: ``"task_loss"`` (plain
             training) or ``"frozen"`` (the learned loss as it was, under the guard);
             ``None`` takes the recipe's.
