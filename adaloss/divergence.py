@@ -17,7 +17,8 @@ DIVERGENCE_FACTOR = 100.0  # warn when the meta-objective's average exceeds its 
 class DivergenceWatch:
     """Warns once when the meta-objective's moving average rises 100-fold above its best."""
 
-    def __init__(self) -> None:
+    def __init__(self, advice: str) -> None:
+        self.advice = advice  # what the meta-learner's user can do about it
         self.average: float | None = None
         self.best = math.inf
         self.warned = False
@@ -32,8 +33,7 @@ class DivergenceWatch:
             warnings.warn(
                 f"adaloss: the task loss on the meta-objective batches averages {average:.4g}, "
                 f"over {DIVERGENCE_FACTOR:g}x its best average {self.best:.4g}: training "
-                "with the learned loss may be diverging (the default recipe's guard, "
-                "guard=2, bounds what the learned loss does to the model; see BENCHMARKS.md)",
+                f"may be diverging ({self.advice}; see BENCHMARKS.md)",
                 RuntimeWarning,
                 stacklevel=stacklevel + 1,
             )

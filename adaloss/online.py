@@ -61,6 +61,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
     """
 
     horizon = "step"  # where the meta-objective is measured: ``MetaStep.horizon``
+    divergence_advice = "a smaller meta_lr adapts more slowly"  # the divergence warning's
 
     def __init__(
         self,
@@ -103,7 +104,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         self.online = online
         self.steps = 0
         self.skipped_steps = 0
-        self.divergence = DivergenceWatch()
+        self.divergence = DivergenceWatch(self.divergence_advice)
         self._init_optimizer_api()
         self.replicas.broadcast_(meta_params)  # ϕ starts as rank 0's, as DDP does for θ
 

@@ -147,6 +147,11 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         if self.horizon == "momentum":
             self.update.momentum_horizons()  # a momentum of 1 or more fails here, not mid-run
 
+    divergence_advice = (
+        "the guard, on in the default recipe (guard=2), bounds what the learned loss does "
+        "to the model"
+    )
+
     @property
     def horizon(self) -> str | float:
         """Where the meta-objective measures L_T (``MetaStep.horizon``): the recipe's."""

@@ -446,6 +446,18 @@ def test_a_diverging_run_is_reported_while_values_are_still_finite():
     warned = [w for w in caught if "may be diverging" in str(w.message)]
     assert len(warned) == 1  # warned once
     assert warned[0].filename == __file__  # it names the user's call of step, not adaloss
+    assert "the guard" in str(warned[0].message)  # advice for a learned loss
+
+
+def test_the_divergence_warning_gives_each_meta_learner_its_own_advice():
+    from adaloss.divergence import DivergenceWatch
+
+    assert "meta_lr" in adaloss.MetaLROptimizer.divergence_advice  # it has no guard
+    watch = DivergenceWatch("advice X")
+    with pytest.warns(RuntimeWarning, match=r"may be diverging \(advice X; see BENCHMARKS.md\)"):
+        for value in (1.0, 1.0, 1e4, 1e4):
+            watch.observe(value, stacklevel=1)
+    assert watch.warned and watch.best == 1.0
 
 
 class Exploding(nn.Module):
