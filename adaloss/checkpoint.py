@@ -7,6 +7,7 @@ checks name the first mismatch instead (issue 13).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -59,6 +60,23 @@ def check_state_dict(
         value = state_dict[counter]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"state_dict[{counter!r}] must be an integer >= 0, got {value!r}")
+    check_grad_scale(state_dict.get("grad_scale", state_dict.get("loss_scale")))
+
+
+def check_grad_scale(state: Any) -> None:
+    """Raise ValueError unless ``state`` is None or ``LossScaling.state_dict()``'s form."""
+    if state is None:  # checkpoints from before loss scaling have none
+        return
+    where = "state_dict['grad_scale']"
+    if not isinstance(state, dict) or not {"scale", "good_steps", "overflows"} <= state.keys():
+        raise ValueError(f"{where} must be a dict with 'scale', 'good_steps' and 'overflows'")
+    scale = state["scale"]
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < math.inf:
+        raise ValueError(f"{where}['scale'] must be a finite number > 0, got {scale!r}")
+    for counter in ("good_steps", "overflows"):
+        value = state[counter]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{where}[{counter!r}] must be an integer >= 0, got {value!r}")
 
 
 def check_optimizer_state(

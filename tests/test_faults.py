@@ -353,6 +353,19 @@ BAD_CHECKPOINTS = {
     "meta groups": (_two_group_meta_checkpoint, "meta_optimizer.*2 parameter group"),
     "missing counter": (_without("skipped_steps"), "lacks 'skipped_steps'"),
     "negative counter": (lambda: {**build("forward").state_dict(), "steps": -1}, "steps"),
+    # loaded last, after the counters: a bad one must be refused before them
+    "incomplete grad scale": (
+        lambda: {**build("forward").state_dict(), "steps": 7, "grad_scale": {"scale": 1.0}},
+        "grad_scale.*'good_steps'",
+    ),
+    "non-finite grad scale": (
+        lambda: {
+            **build("forward").state_dict(),
+            "steps": 7,
+            "grad_scale": {"scale": float("nan"), "good_steps": 0, "overflows": 0},
+        },
+        r"grad_scale'\]\['scale'\] must be a finite number",
+    ),
 }
 
 
@@ -361,10 +374,11 @@ def test_a_mismatched_checkpoint_is_refused_before_anything_changes(case):
     make, message = BAD_CHECKPOINTS[case]
     saved = make()
     opt = build("forward")
-    before = snapshot(opt)
+    before, counters = snapshot(opt), (opt.steps, opt.scaling.state_dict())
     with pytest.raises(ValueError, match=message):
         opt.load_state_dict(saved)
     assert_identical(before, snapshot(opt))
+    assert (opt.steps, opt.scaling.state_dict()) == counters
     assert_next_step_matches_twin(opt, "forward")
 
 
