@@ -71,6 +71,22 @@ def evaluate(
     )
 
 
+def task_only(task: Task, out: torch.Tensor, y: torch.Tensor) -> Objective:
+    """M̃ = L_T (s = 0, c = 1) without the loss network: a plain step's objective (the
+    early stop's, ``adaloss.patience``), which no value of the learned loss can spoil."""
+    f = widened(out.detach()).requires_grad_()
+    with torch.enable_grad(), torch.autocast(out.device.type, enabled=False):
+        task_loss = task.loss(f, y)
+        g = _output_grad(task_loss, f, False)
+    return Objective(
+        value=task_loss.detach(),
+        h=torch.zeros_like(g),
+        output_grad=g,
+        loss_scale=g.new_zeros(()),
+        task_weight=g.new_ones(()),
+    )
+
+
 def fixed_weights(scale: torch.Tensor | None, task_weight: torch.Tensor | None):
     """``weights`` for :func:`evaluate` that returns given (s, c); None where neither is set."""
     if scale is None and task_weight is None:

@@ -170,9 +170,12 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         self.replicas.sync_buffers_(self.model)  # rank 0's running statistics, as DDP's forward
         out = self.model(x)
         self.task.check_outputs(out, x.shape[0])
+        return out, rng, self._objective(out, y, meta)
+
+    def _objective(self, out: torch.Tensor, y: torch.Tensor, meta: bool) -> Objective:
+        """The base objective at the outputs (MetaLossOptimizer: L_T alone once stopped)."""
         loss, weights = self._base_loss_module(), self._objective_weights()
-        objective = evaluate(loss, self.task, out, y, self._loss_inputs, weights, meta)
-        return out, rng, objective
+        return evaluate(loss, self.task, out, y, self._loss_inputs, weights, meta)
 
     def _forward_and_hypergradient(
         self, x, y, x_val, y_val, tx: Transaction | None = None

@@ -20,7 +20,7 @@ from adaloss.guard import TrustRegionGuard
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, unroll
 from adaloss.losses import LossNetwork
 from adaloss.modelcalls import is_compiled
-from adaloss.objective import Objective
+from adaloss.objective import Objective, task_only
 from adaloss.online import ENGINES, OnlineMetaOptimizer
 from adaloss.patience import MetaPatience, check_patience
 from adaloss.recipes import Recipe, get_recipe
@@ -174,9 +174,17 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         if self.patience is not None:
             self.patience.observe(self.steps, task_loss)
 
+    @property
+    def _on_task_loss(self) -> bool:
+        """Whether steps train on L_T alone: stopped, with ``after_stop="task_loss"``."""
+        return self.stopped_at is not None and self.recipe.after_stop == "task_loss"
+
+    def _objective(self, out: torch.Tensor, y: torch.Tensor, meta: bool) -> Objective:
+        if self._on_task_loss:  # a plain step: the loss network is not even evaluated
+            return task_only(self.task, out, y)
+        return super()._objective(out, y, meta)
+
     def _objective_weights(self):
-        if self.stopped_at is not None and self.recipe.after_stop == "task_loss":
-            return lambda h, g: (h.new_zeros(()), h.new_ones(()))
         if self.guard is None:
             return None
         guard, replicas = self.guard, self.replicas  # data-parallel: the whole batch's sums
@@ -186,7 +194,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         return self.loss
 
     def _after_commit(self, objective: Objective | None) -> None:
-        if self.stopped_at is not None and self.recipe.after_stop == "task_loss":
+        if self._on_task_loss:
             return  # s = 0, c = 1: the task loss, not the guard's doing
         if objective is not None and objective.loss_scale is not None:
             acted = (objective.loss_scale < 1) | (objective.task_weight > 0)
