@@ -103,6 +103,7 @@ class RunConfig:
     eval_every: int = 0  # 0: steps // 50
     snapshot_every: int = 0  # 0: steps // 10
     label_noise: float = 0.0  # fraction of training targets replaced by noise
+    check_fraction: float = 0.0  # of the validation split, held out of the meta-objective
     data_dir: str | None = None
     device: str = "cpu"
     extra: dict = field(default_factory=dict)
@@ -139,6 +140,8 @@ class RunConfig:
             key += f"_inner{self.inner_steps}"
         if offline and self.init_steps != DEFAULT_INIT_STEPS:
             key += f"_init{self.init_steps}"
+        if self.check_fraction:
+            key += f"_check{self.check_fraction:g}"
         return key + self._training_variant()
 
     def _training_variant(self) -> str:
@@ -227,6 +230,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-noise", type=_fraction, default=0.0,
                         help="replace this fraction of training targets by noise "
                         "(adaloss.bench.datasets.corrupt_training_targets)")  # fmt: skip
+    parser.add_argument("--check-fraction", type=_fraction, default=0.0,
+                        help="hold this fraction of the validation split out of the "
+                        "meta-objective as a check split (curve.check_error)")  # fmt: skip
     parser.add_argument(
         "--data-dir", default=None, help="data folder (default: $ADALOSS_DATA or ~/.cache/adaloss)"
     )
@@ -278,7 +284,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
             "init_steps",
             "init_meta_lr",
             "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",
-            "label_noise", "data_dir", "device",
+            "label_noise", "check_fraction", "data_dir", "device",
         )
     }  # fmt: skip
     configs = [

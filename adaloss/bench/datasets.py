@@ -34,7 +34,7 @@ from adaloss.bench.batching import ArrayDataset, ImageDataset
 from adaloss.bench.readers import IMAGE_READERS, REGRESSION_READERS, resolve_data_dir
 from adaloss.normalization import NORMALIZATION
 
-__all__ = ["DATASETS", "Dataset", "corrupt_training_targets", "load_dataset"]
+__all__ = ["DATASETS", "Dataset", "corrupt_training_targets", "hold_out_check", "load_dataset"]
 
 DATASETS = ("diabetes", "crime", "california", "digits", "mnist", "cifar10", "cifar100", "svhn")
 
@@ -58,6 +58,7 @@ class Dataset:
     val: torch.utils.data.Dataset  # 9%: feeds the meta-objective only
     selection: torch.utils.data.Dataset  # 10%, fixed: seen by no training step; for choices
     test: torch.utils.data.Dataset
+    check: torch.utils.data.Dataset | None = None  # carved from val by hold_out_check
 
 
 def load_dataset(
@@ -115,6 +116,30 @@ def corrupt_training_targets(data: Dataset, fraction: float, seed: int) -> Datas
     else:
         noisy = ArrayDataset(train.x, targets)
     return replace(data, train=noisy)
+
+
+def hold_out_check(data: Dataset, fraction: float, seed: int) -> Dataset:
+    """``data`` with a seeded ``fraction`` of its validation split moved to a *check* split.
+
+    Why: a learned loss is fitted to its validation batches, so they cannot say whether the
+    model would do better on the task loss alone; examples held out of the meta-objective can
+    (BENCHMARKS.md, "A check split"). Stratified for classification, like the others; the
+    selection and test splits are untouched.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"the check fraction must be in [0, 1), got {fraction}")
+    if fraction == 0.0:
+        return data
+    val = data.val
+    if not isinstance(val, ArrayDataset):
+        raise ValueError(f"a check split needs a tensor validation split, got {type(val).__name__}")
+    labels = val.y.numpy() if data.kind == "classification" else None
+    keep, check = (torch.as_tensor(i) for i in _split(np.arange(len(val)), fraction, seed, labels))
+    return replace(
+        data,
+        val=ArrayDataset(val.x[keep], val.y[keep]),
+        check=ArrayDataset(val.x[check], val.y[check]),
+    )
 
 
 def _val_split(n: int, seed: int, stratify: np.ndarray | None = None):

@@ -26,7 +26,7 @@ import adaloss
 import adaloss.integrations.timm  # noqa: F401  (registers the adaloss_ models)
 from adaloss.bench.batching import batches, eval_batches, full_batch
 from adaloss.bench.config import DEFAULT_META_LR, LOSSES, RunConfig
-from adaloss.bench.datasets import corrupt_training_targets, load_dataset
+from adaloss.bench.datasets import corrupt_training_targets, hold_out_check, load_dataset
 from adaloss.bench.names import ERROR_RATE, MSE
 from adaloss.bench.results import states_path, write_result
 from adaloss.bench.step import training_step
@@ -111,6 +111,7 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
     device = torch.device(config.device)
     data = load_dataset(config.task, config.data_dir, seed=config.seed)
     data = corrupt_training_targets(data, config.label_noise, config.seed)
+    data = hold_out_check(data, config.check_fraction, 50_000 + config.seed)
     task = (
         adaloss.Regression(data.num_outputs)
         if data.kind == "regression"
@@ -197,6 +198,8 @@ def run_one(config: RunConfig, progress: bool = True, states_to: Path | None = N
         "test_error": [],
     }
     extra_curves: dict[str, list] = {"lr": []} if config.method == "metalr" else {}
+    if data.check is not None:
+        extra_curves["check_error"] = []
     diverged = False
 
     def record(step: int) -> None:
@@ -205,6 +208,8 @@ def run_one(config: RunConfig, progress: bool = True, states_to: Path | None = N
         curve["val_error"].append(evaluate_error(model, task, data.val, device))
         curve["selection_error"].append(evaluate_error(model, task, data.selection, device))
         curve["test_error"].append(evaluate_error(model, task, data.test, device))
+        if "check_error" in extra_curves:
+            extra_curves["check_error"].append(evaluate_error(model, task, data.check, device))
         if "lr" in extra_curves:
             extra_curves["lr"].append(float(opt.lr.detach()))
 
@@ -253,6 +258,7 @@ def run_one(config: RunConfig, progress: bool = True, states_to: Path | None = N
             "skipped_steps": 0 if opt is None else opt.skipped_steps,
             "guarded_steps": getattr(opt, "guarded_steps", 0),
             "stopped_at": getattr(opt, "stopped_at", None),
+            **({"check_error": extra_curves["check_error"][-1]} if data.check is not None else {}),
         },
         "curve": {**curve, **extra_curves},
         "loss_grid": None if timeline is None else timeline.to_dict(),
