@@ -172,6 +172,23 @@ def test_run_with_label_noise_files_a_row_of_its_own(tmp_path, data_dir):
     assert torch.equal(clean.data.selection.y, noisy.data.selection.y)
 
 
+def test_a_check_split_is_recorded_beside_the_others_under_a_key_of_its_own(tmp_path, data_dir):
+    out = tmp_path / "runs"
+    args = ["run", "--task", "diabetes", "--methods", "baseline,adalfl", "--recipe", "default",
+            "--check-fraction", "0.5", "--seeds", "1", "--out", str(out), *TINY]  # fmt: skip
+    assert main(args) == 0
+    for key in ("baseline_check0.5", "adalfl_default_check0.5"):
+        record = json.loads((out / f"diabetes/adaloss_mlp/{key}/seed0.json").read_text())
+        curve = record["curve"]
+        assert len(curve["check_error"]) == len(curve["step"]) == len(curve["val_error"])
+        assert record["final"]["check_error"] == curve["check_error"][-1]
+    plain = prepare_run(RunConfig("diabetes", "adaloss_mlp", "baseline", 0, 5))
+    held = prepare_run(RunConfig("diabetes", "adaloss_mlp", "baseline", 0, 5, check_fraction=0.5))
+    assert len(held.data.val) + len(held.data.check) == len(plain.data.val)
+    assert torch.equal(held.data.train.x, plain.data.train.x)  # training is not touched
+    assert plain.data.check is None
+
+
 def test_label_noise_outside_zero_one_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["run", "--task", "diabetes", "--label-noise", "1.5", "--out", str(tmp_path)])

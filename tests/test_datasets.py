@@ -577,6 +577,38 @@ def test_corrupted_targets_touch_the_training_split_only(loaded, name):
     assert D.corrupt_training_targets(clean, 0.0, 1) is clean
 
 
+@pytest.mark.parametrize("name", ["diabetes", "digits"])
+def test_the_check_split_is_carved_out_of_validation_only(loaded, name):
+    data = loaded(name)
+    carved = D.hold_out_check(data, 0.5, seed=3)
+    for split in ("train", "selection", "test"):
+        assert getattr(carved, split) is getattr(data, split)
+    assert len(carved.val) + len(carved.check) == len(data.val)
+    assert abs(len(carved.check) - len(data.val) / 2) <= 1
+    rows = {tuple(r) for r in data.val.x.tolist()}
+    kept, held = ({tuple(r) for r in part.x.tolist()} for part in (carved.val, carved.check))
+    assert kept | held == rows and not kept & held  # a partition: no example on both sides
+    if name == "digits":  # stratified: every class on both sides
+        assert set(carved.check.y.tolist()) == set(carved.val.y.tolist()) == set(range(10))
+    assert torch.equal(carved.check.x, D.hold_out_check(data, 0.5, seed=3).check.x)
+    assert not torch.equal(carved.check.x, D.hold_out_check(data, 0.5, seed=4).check.x)
+    assert D.hold_out_check(data, 0.0, seed=3) is data and data.check is None
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0])
+def test_a_check_fraction_out_of_range_is_refused(loaded, fraction):
+    with pytest.raises(ValueError, match=r"check fraction must be in \[0, 1\)"):
+        D.hold_out_check(loaded("diabetes"), fraction, seed=0)
+
+
+def test_a_check_split_needs_tensor_validation_data():
+    images = torch.zeros(20, 3, 8, 8, dtype=torch.uint8)
+    split = B.ImageDataset(images, torch.arange(20) % 10, (0.5,) * 3, (0.2,) * 3)
+    data = D.Dataset("toy", "classification", 10, (3, 8, 8), split, split, split, split)
+    with pytest.raises(ValueError, match="tensor validation split, got ImageDataset"):
+        D.hold_out_check(data, 0.5, seed=0)
+
+
 def test_corrupted_image_labels_keep_the_augmentation():
     images = torch.zeros(50, 3, 8, 8, dtype=torch.uint8)
     train = B.ImageDataset(images, torch.arange(50) % 10, (0.5,) * 3, (0.2,) * 3, augment=True)

@@ -1,0 +1,140 @@
+"""Would handing over to plain training, judged on a check split, keep the gains and drop the harm?
+
+Reads the runs of BENCHMARKS.md, "A check split" (``adaloss run --check-fraction 0.5``: every
+run records ``curve.check_error`` on examples the meta-objective never sees) and applies the
+two rules fixed there before any run, seed by seed, against the baseline run of the same seed:
+
+- *hand-over*: at the first evaluation point where the method's check error has been above
+  the baseline's at ``--points`` consecutive points (a non-finite one counts as above), the
+  run becomes the baseline run (same θ_0 and batches: a hand-over's model *is* the baseline's
+  from there on), so its final is the baseline's;
+- *final pick*: whichever final model has the lower check error (ties: the method's).
+
+Prints final selection error per row (mean over non-failed seeds, paired difference from
+the baseline, wins), the hand-over steps, and the pre-registered verdict of each rule. No
+test error is read (a run's failure check reads only whether its test error is finite).
+
+    python scripts/handover_screen.py                              # the default recipe
+    python scripts/handover_screen.py --method metalr_check0.5     # Meta-LR
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+from pathlib import Path
+
+from adaloss.bench.failures import failure
+from adaloss.bench.results import final_error, load_results
+
+ROWS = [
+    ("diabetes", "adaloss_mlp"),
+    ("diabetes-noise0.2", "adaloss_mlp"),
+    ("crime", "adaloss_mlp"),
+    ("crime-noise0.2", "adaloss_mlp"),
+    ("digits", "adaloss_logistic"),
+    ("digits-noise0.4", "adaloss_logistic"),
+    ("california", "adaloss_mlp"),
+    ("digits", "adaloss_mlp"),
+    ("digits-noise0.2", "adaloss_mlp"),
+]
+
+
+def handover_step(own: dict, base: dict, points: int) -> int | None:
+    """The step at which ``own`` hands over to ``base``, or None if it never does.
+
+    A run that stopped early (diverged) counts as above at every point it did not reach."""
+    steps, theirs = base["curve"]["step"], base["curve"]["check_error"]
+    mine = own["curve"]["check_error"]
+    if steps[: len(own["curve"]["step"])] != own["curve"]["step"]:
+        raise ValueError("the two runs were evaluated at different steps")
+    mine = mine + [math.nan] * (len(steps) - len(mine))
+    above = 0
+    for step, a, b in zip(steps, mine, theirs, strict=True):
+        above = above + 1 if not a <= b else 0  # NaN (a diverged run) counts as above
+        if above >= points:
+            return step
+    return None
+
+
+def picked(own: dict, base: dict) -> dict:
+    """The final model with the lower check error (ties keep the method's)."""
+    return own if own["final"]["check_error"] <= base["final"]["check_error"] else base
+
+
+def error(record: dict) -> float:
+    """Final selection error, NaN for a failed run."""
+    return math.nan if failure(record) else final_error(record, "selection")
+
+
+def summary(values: dict[int, float], baseline: dict[int, float]) -> tuple[str, float | None]:
+    """The table cell and the mean paired difference from the baseline (None: no pair)."""
+    finite = [v for v in values.values() if math.isfinite(v)]
+    failed = len(values) - len(finite)
+    text = f"{statistics.fmean(finite):.4f}" if finite else "all failed"
+    diffs = [values[s] - baseline[s] for s in values if math.isfinite(values[s] - baseline[s])]
+    if failed:
+        text += f", {failed} failed"
+    if not diffs:
+        return text, None
+    diff = statistics.fmean(diffs)
+    return text + f" {diff:+.4f}, {sum(d < 0 for d in diffs)}/{len(diffs)}", diff
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folder", default="results/check-screen")
+    parser.add_argument("--method", default="adalfl_default_check0.5")
+    parser.add_argument("--baseline", default="baseline_check0.5")
+    parser.add_argument("--points", type=int, default=5, help="consecutive evaluation points")
+    parser.add_argument("--root", default=".", help="repository root")
+    args = parser.parse_args()
+    print("| row | baseline | method | hand-over | final pick | hand-over at (by seed) |")
+    print("|---|--:|--:|--:|--:|--:|")
+    verdict = {"hand-over": [], "final pick": []}
+    beats = {"hand-over": 0, "final pick": 0}
+    for task, model in ROWS:
+        row = Path(args.root) / args.folder / task / model
+        if not (row / args.method).is_dir() or not (row / args.baseline).is_dir():
+            continue
+        own = {int(r["seed"]): r for r in load_results(row / args.method)}
+        base = {int(r["seed"]): r for r in load_results(row / args.baseline)}
+        seeds = sorted(set(own) & set(base))
+        if not seeds:
+            continue
+        steps = {s: handover_step(own[s], base[s], args.points) for s in seeds}
+        columns = {
+            "method": {s: error(own[s]) for s in seeds},
+            "hand-over": {s: error(base[s] if steps[s] is not None else own[s]) for s in seeds},
+            "final pick": {s: error(picked(own[s], base[s])) for s in seeds},
+        }
+        reference = {s: error(base[s]) for s in seeds}
+        spread = [v for v in reference.values() if math.isfinite(v)]
+        std = statistics.stdev(spread) if len(spread) > 1 else math.nan
+        cells = {name: summary(values, reference) for name, values in columns.items()}
+        at = " / ".join("—" if steps[s] is None else f"{steps[s]:,}" for s in seeds)
+        print(
+            f"| {task} {model} | {statistics.fmean(spread):.4f} | {cells['method'][0]} | "
+            f"{cells['hand-over'][0]} | {cells['final pick'][0]} | {at} |"
+        )
+        gain = cells["method"][1]
+        for rule in verdict:
+            diff = cells[rule][1]
+            beats[rule] += diff is not None and diff < 0
+            failed = any(not math.isfinite(v) for v in columns[rule].values())
+            problems = []
+            if failed:
+                problems.append("a kept final failed")
+            if diff is not None and diff > std:
+                problems.append(f"clearly worse ({diff:+.4f} > std {std:.4f})")
+            if gain is not None and gain < 0 and (diff is None or diff > gain / 2):
+                problems.append(f"keeps less than half of {gain:+.4f}")
+            verdict[rule] += [f"{task} {model}: {p}" for p in problems]
+    for rule, problems in verdict.items():
+        outcome = "passes" if not problems else "fails: " + "; ".join(problems)
+        print(f"\n{rule}: {outcome} (lower mean than the baseline on {beats[rule]} rows)")
+
+
+if __name__ == "__main__":
+    main()

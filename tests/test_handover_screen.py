@@ -1,0 +1,65 @@
+"""scripts/handover_screen.py: the hand-over and final-pick rules read from check curves."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+from handover_screen import handover_step, picked  # noqa: E402
+
+STEPS = [0, 200, 400, 600, 800]
+
+
+def _record(check: list[float], selection: float = 0.02, start: float = 0.5) -> dict:
+    return {
+        "metric": "mse",
+        "mean_predictor_error": 1.0,
+        "final": {"check_error": check[-1], "selection_error": selection, "test_error": 0.1},
+        "curve": {"step": STEPS, "check_error": check, "selection_error": [start, selection]},
+    }
+
+
+def test_a_hand_over_needs_consecutive_points_above_the_baseline():
+    base = _record([1, 0.5, 0.4, 0.3, 0.3])
+    assert handover_step(_record([1, 0.6, 0.5, 0.4, 0.4]), base, 3) == 600
+    assert handover_step(_record([1, 0.6, 0.5, 0.3, 0.4]), base, 3) is None  # a tie resets
+    assert handover_step(_record([1, 0.6, 0.5, 0.2, 0.4]), base, 2) == 400
+    assert handover_step(_record([1, 0.4, math.nan, math.nan, 0.2]), base, 2) == 600  # NaN: above
+    stopped = _record([1, 0.6])
+    stopped["curve"]["step"] = STEPS[:2]  # diverged after step 200: the rest counts as above
+    assert handover_step(stopped, base, 3) == 600
+
+
+def test_the_final_pick_keeps_the_lower_check_error_and_the_method_on_ties():
+    own, base = _record([1, 0.3]), _record([1, 0.4])
+    assert picked(own, base) is own and picked(base, own) is own
+    assert picked(_record([1, 0.4]), base)["final"]["check_error"] == 0.4
+
+
+def _write(root: Path, key: str, seed: int, record: dict) -> None:
+    path = root / "results/check-screen/diabetes/adaloss_mlp" / key / f"seed{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"task": "diabetes", "model": "adaloss_mlp", "seed": seed,
+                                "method": key, **record}))  # fmt: skip
+
+
+def test_the_screen_applies_both_rules_and_the_verdict(tmp_path):
+    # seed 0: the method drifts above on check (hand-over) but ends lower there (the pick keeps
+    # it, +0.010); seed 1: the method stays below on check and is better (−0.002) under both
+    _write(tmp_path, "baseline_check0.5", 0, _record([1, 0.3, 0.3, 0.3, 0.3], 0.020))
+    _write(tmp_path, "adalfl_default_check0.5", 0, _record([1, 0.4, 0.4, 0.4, 0.2], 0.030))
+    _write(tmp_path, "baseline_check0.5", 1, _record([1, 0.3, 0.3, 0.3, 0.3], 0.022))
+    _write(tmp_path, "adalfl_default_check0.5", 1, _record([1, 0.2, 0.2, 0.2, 0.2], 0.020))
+    cmd = [sys.executable, str(SCRIPTS / "handover_screen.py"), "--root", str(tmp_path),
+           "--points", "3"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    row = "| diabetes adaloss_mlp | 0.0210 | 0.0250 +0.0040, 1/2 | 0.0200 -0.0010, 1/2 | "
+    assert row + "0.0250 +0.0040, 1/2 | 600 / — |" in out
+    assert "hand-over: passes (lower mean than the baseline on 1 rows)" in out
+    assert "final pick: fails: diabetes adaloss_mlp: clearly worse (+0.0040 > std 0.0014)" in out
