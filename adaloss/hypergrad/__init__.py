@@ -123,18 +123,23 @@ def base_objective(
 
 def scaled_grad(outputs, inputs, scale: float = 1.0, grad_outputs=None, create_graph=False):
     """``torch.autograd.grad`` (None -> zeros) of ``scale``× the objective, divided by
-    ``scale``: loss scaling for float16 backward passes (exact for powers of two)."""
+    ``scale``: loss scaling for float16 backward passes (exact for powers of two).
+
+    Autocast is off while it runs: a backward called under autocast runs the matrix products
+    of float32 forward operations (the loss network's, and with ``create_graph`` the double
+    backward's) in the low precision, which cost the unroll engine 30 % of g's accuracy on
+    LeNet-5 in bfloat16 (BENCHMARKS.md, "bf16 and the unroll engine"). Operations the model
+    ran in low precision keep it: their saved tensors have that dtype."""
     if scale != 1.0:
         if grad_outputs is None:
             outputs = outputs * scale
         else:
             grad_outputs = grad_outputs * scale
-    grads = grads_or_zeros(
-        torch.autograd.grad(
+    with torch.autocast(outputs.device.type, enabled=False):
+        grads = torch.autograd.grad(
             outputs, inputs, grad_outputs, create_graph=create_graph, allow_unused=True
-        ),
-        inputs,
-    )
+        )
+    grads = grads_or_zeros(grads, inputs)
     return grads if scale == 1.0 else tuple(g / scale for g in grads)
 
 
