@@ -46,12 +46,15 @@ def all_finite_and_value(tensors, value: torch.Tensor) -> tuple[bool, float]:
     return bool(finite), value
 
 
-def check_batch(task, params, x, y, x_val, y_val) -> tuple[torch.Tensor, torch.Tensor]:
+def check_batch(
+    task, params, x, y, x_val, y_val, names: tuple[str, str] = ("x", "y")
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Raise ValueError, before anything runs, for a batch that cannot train ``params``;
-    returns the meta-objective's batch (the training batch when ``x_val`` is None)."""
+    returns the meta-objective's batch (the training batch when ``x_val`` is None).
+    ``names``: what the errors call x and y (``check``'s batch is x_check, y_check)."""
     if (x_val is None) != (y_val is None):
         raise ValueError("pass both x_val and y_val, or neither (meta-objective on x, y)")
-    pairs = [("x", "y", x, y)]
+    pairs = [(*names, x, y)]
     if x_val is not None:
         pairs.append(("x_val", "y_val", x_val, y_val))
     for xname, yname, xs, ys in pairs:

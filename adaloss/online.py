@@ -253,10 +253,15 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         x_val, y_val = self._check_batch(x, y, x_val, y_val)
         with Transaction(self) as tx:  # any exception: everything as it was, RNG included
             self._before_step(y, tx)
-            return self._step(x, y, x_val, y_val, tx)
+            result = self._step(x, y, x_val, y_val, tx)
+            self._after_step(x, y, result)
+            return result
 
     def _before_step(self, y: torch.Tensor, tx: Transaction) -> None:
         """Hook: runs inside the step's transaction first (MetaLossOptimizer's lazy start)."""
+
+    def _after_step(self, x: torch.Tensor, y: torch.Tensor, result: StepResult) -> None:
+        """Hook: runs inside the transaction last (MetaLossOptimizer's plain-trained twin)."""
 
     def _step(self, x, y, x_val, y_val, tx: Transaction) -> StepResult:
         # One device sync per step (besides the input check's): the finiteness of all the step would

@@ -16,12 +16,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from adaloss.batches import check_batch
 from adaloss.guard import TrustRegionGuard
+from adaloss.handover import CheckResult, HandoverWatch, PlainTwin, check_error, check_handover
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, unroll
 from adaloss.losses import LossNetwork
 from adaloss.modelcalls import is_compiled
 from adaloss.objective import Objective, task_only
-from adaloss.online import ENGINES, OnlineMetaOptimizer
+from adaloss.online import ENGINES, OnlineMetaOptimizer, StepResult
 from adaloss.patience import MetaPatience, check_patience
 from adaloss.recipes import Recipe, get_recipe
 from adaloss.tasks import Regression, Task
@@ -72,6 +74,11 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         after_stop: what trains θ once ``patience`` stopped ϕ: ``"task_loss"`` (plain
             training) or ``"frozen"`` (the learned loss as it was, under the guard);
             ``None`` takes the recipe's.
+        handover: keep a twin of the model trained on the task loss alone (one plain step
+            per step) and hand over to it once it has had the lower error at this many
+            consecutive ``check(x_check, y_check)`` calls on held-out data
+            (``adaloss.handover``; ``handed_over_at`` says when); ``None`` takes the
+            recipe's (the default recipe's: none), ``False`` keeps no twin.
     """
 
     def __init__(
@@ -92,10 +99,13 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         horizon: str | float | None = None,
         patience: int | bool | None = None,
         after_stop: str | None = None,
+        handover: int | bool | None = None,
     ) -> None:
         recipe = get_recipe(recipe)
         if patience is not None and patience is not False:
             check_patience(patience)
+        if handover is not None and handover is not False:
+            check_handover(handover)
         if guard is not None and guard is not False:
             if isinstance(guard, bool) or not isinstance(guard, int | float) or not guard > 0:
                 raise ValueError(f"guard must be a bound > 0, None or False; got {guard!r}")
@@ -106,6 +116,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             horizon=recipe.horizon if horizon is None else horizon,
             patience=recipe.patience if patience is None else (patience or None),
             after_stop=recipe.after_stop if after_stop is None else after_stop,
+            handover=recipe.handover if handover is None else (handover or None),
         )
         self.patience = None if self.recipe.patience is None else MetaPatience(self.recipe.patience)
         self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)
@@ -144,6 +155,10 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             grad_scale,
         )
         self._guarded = self._guarded.to(self.device)
+        handover = self.recipe.handover
+        self.handover = None if handover is None else HandoverWatch(handover)
+        self.twin = None if self.handover is None else self._new_twin()
+        self.handed_over_at: int | None = None  # the step count when ``check`` handed over
         if self.horizon == "momentum":
             self.update.momentum_horizons()  # a momentum of 1 or more fails here, not mid-run
 
@@ -168,7 +183,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         return None if self.patience is None else self.patience.stopped_at
 
     def _meta_step_due(self) -> bool:
-        return self.stopped_at is None and super()._meta_step_due()
+        return self.stopped_at is None and self.handed_over_at is None and super()._meta_step_due()
 
     def _observe_meta_objective(self, task_loss: float) -> None:
         if self.patience is not None:
@@ -176,8 +191,64 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
 
     @property
     def _on_task_loss(self) -> bool:
-        """Whether steps train on L_T alone: stopped, with ``after_stop="task_loss"``."""
+        """Whether steps train on L_T alone: handed over, or stopped with
+        ``after_stop="task_loss"``."""
+        if self.handed_over_at is not None:
+            return True
         return self.stopped_at is not None and self.recipe.after_stop == "task_loss"
+
+    # -- the hand-over to plain training (adaloss.handover) --------------------------------
+    def _new_twin(self) -> PlainTwin:
+        return PlainTwin(self.model, self.base_optimizer, self.task, self.replicas)
+
+    def _after_step(self, x: torch.Tensor, y: torch.Tensor, result: StepResult) -> None:
+        if self.twin is not None and not result.skipped:  # the batch the model trained on
+            self.twin.follow(self.base_optimizer)
+            self.twin.step(x, y, self._grad_scale)  # on an exception: restored, and the step
+
+    def check(self, x_check: torch.Tensor, y_check: torch.Tensor) -> CheckResult:
+        """Compare the model with its plain-trained twin on held-out ``(x_check, y_check)``
+        (``task.error``, eval mode) and hand over once the twin has been ahead at
+        ``handover`` consecutive checks. Pass the same held-out examples every time, none
+        of which any step sees (not the validation batches: the learned loss is fitted to
+        those). Bad input raises ValueError before anything changes."""
+        if self.handover is None:
+            raise RuntimeError("check() compares with a plain-trained twin: pass handover=P")
+        x_check, y_check = self.replicas.check_everywhere(
+            check_batch, self.task, self.update.params(), x_check, y_check, None, None,
+            ("x_check", "y_check"),
+        )  # fmt: skip
+        models = [self.model] if self.twin is None else [self.model, self.twin.model]
+        errors = torch.stack([check_error(m, self.task, x_check, y_check) for m in models])
+        (errors,) = self.replicas.mean([errors])  # the whole check batch's
+        if self.twin is None:  # handed over already: the model is the twin
+            return CheckResult(errors[0], None, True)
+        model_error, twin_error = errors.tolist()
+        if self.handover.observe(model_error, twin_error):
+            self._hand_over()
+        return CheckResult(errors[0], errors[1], self.twin is None)
+
+    def _hand_over(self) -> None:
+        """θ, buffers and the base optimizer's state become the twin's; the twin goes."""
+        twin, params = self.twin, self.update.params()
+        with Transaction(self) as tx:
+            tx.save_params()
+            tx.save_buffers()
+            tx.save_base_state(clone=False)  # entries are replaced, not written into
+            with torch.no_grad():
+                for p, q in zip(params, twin.params, strict=True):
+                    p.copy_(q)
+                for b, c in zip(self.model.buffers(), twin.model.buffers(), strict=True):
+                    b.copy_(c)
+            state = self.base_optimizer.state
+            for p, q in zip(params, twin.params, strict=True):
+                entry = twin.optimizer.state.get(q)
+                if entry is None:
+                    state.pop(p, None)
+                else:
+                    state[p] = {k: v.clone() if torch.is_tensor(v) else v for k, v in entry.items()}
+            self.handed_over_at = self.steps
+        self.twin = None
 
     def _objective(self, out: torch.Tensor, y: torch.Tensor, meta: bool) -> Objective:
         if self._on_task_loss:  # a plain step: the loss network is not even evaluated
@@ -272,12 +343,36 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         extra = {"started": self.started, "guarded_steps": self.guarded_steps}
         if self.patience is not None:
             extra["patience"] = self.patience.state_dict()
+        if self.handover is not None:
+            extra["handover"] = {
+                "watch": self.handover.state_dict(),
+                "handed_over_at": self.handed_over_at,
+                "twin": None if self.twin is None else self.twin.state_dict(),
+            }
         return extra
 
     def _check_state_dict(self, state_dict: dict[str, Any]) -> None:
         super()._check_state_dict(state_dict)
         if self.patience is not None and "patience" in state_dict:
             MetaPatience.check_state(state_dict["patience"])
+        if self.handover is not None:
+            state = state_dict.get("handover")
+            if not isinstance(state, dict) or not {"watch", "handed_over_at", "twin"} <= set(state):
+                raise ValueError(
+                    "state_dict lacks the hand-over's entry (watch, handed_over_at, twin): it "
+                    "was saved by an optimizer without handover, which this one cannot resume"
+                )
+            HandoverWatch.check_state(state["watch"])
+            at = state["handed_over_at"]
+            if at is not None and (isinstance(at, bool) or not isinstance(at, int) or at < 0):
+                raise ValueError(
+                    f"the hand-over's handed_over_at must be None or an int; got {at!r}"
+                )
+            if (at is None) != (state["twin"] is not None):
+                raise ValueError("the hand-over's twin must be there exactly until it handed over")
+            if state["twin"] is not None:
+                twin = self.twin if self.twin is not None else self._new_twin()
+                twin.check_state(state["twin"])
 
     def _load_extra_state(self, state_dict: dict[str, Any]) -> None:
         # Checkpoints from before recipes: their ϕ was started (or trained) already.
@@ -287,6 +382,16 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             self.patience = MetaPatience(self.patience.patience, self.patience.decay)
             if "patience" in state_dict:
                 self.patience.load_state_dict(state_dict["patience"])
+        if self.handover is not None:
+            state = state_dict["handover"]
+            self.handover.load_state_dict(state["watch"])
+            self.handed_over_at = state["handed_over_at"]
+            if state["twin"] is None:
+                self.twin = None
+            else:
+                if self.twin is None:
+                    self.twin = self._new_twin()
+                self.twin.load_state_dict(state["twin"])
 
     def _fall_back_to_unroll(self, err: Exception) -> None:
         if is_compiled(self.model):
@@ -314,5 +419,5 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             f"loss={type(self.loss).__name__}, hypergrad={self.hypergrad!r}, "
             f"meta_every={self.meta_every}, online={self.online}, recipe={self.recipe.name!r}, "
             f"guard={self.recipe.guard}, patience={self.recipe.patience}, "
-            f"after_stop={self.recipe.after_stop!r})"
+            f"after_stop={self.recipe.after_stop!r}, handover={self.recipe.handover})"
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from adaloss.handover import check_handover
 from adaloss.patience import check_patience
 
 STARTS = ("warm_start", "offline")
@@ -51,6 +52,9 @@ class Recipe:
     # for this many steps (``adaloss.patience``); None: adapt to the end
     patience: int | None = None
     after_stop: str = "task_loss"  # then train on the task loss, or on M_ϕ frozen ("frozen")
+    # hand over to a plain-trained twin once it has had the lower check error at this many
+    # consecutive ``check`` calls (``adaloss.handover``); None: no twin
+    handover: int | None = None
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
@@ -61,6 +65,7 @@ class Recipe:
         if self.guard is not None and not self.guard > 0:
             raise ValueError(f"guard must be None or > 0, got {self.guard}")
         check_patience(self.patience)
+        check_handover(self.handover)
         if self.after_stop not in AFTER_STOP:
             raise ValueError(f"after_stop must be one of {AFTER_STOP}, got {self.after_stop!r}")
 

@@ -182,6 +182,24 @@ def patience_stops(env):
     return {**snapshot(opt, results), "stopped_at": opt.stopped_at}
 
 
+def hand_over(env):
+    """The twin steps on the whole batch's gradient, a check's errors are the whole check
+    batch's, and every rank hands over on the same check."""
+    opt = make(env, "forward", optimizer="momentum", recipe="default", handover=2,
+               regression=True)  # fmt: skip
+    results = Run(opt)
+    x, y = (env.shard(t) for t in global_batches(1, regression=True)[0])
+    twins, checks = [], []
+    for _ in range(STOP_STEPS // 3):  # the learned loss fits y faster: behind on 2 - y
+        results.append(opt.step(x, y, x.flip(0), y.flip(0)))
+        if opt.twin is not None:
+            twins.append([p.detach().clone() for p in opt.twin.params])
+        result = opt.check(x, 2 - y)
+        checks.append([float(e) for e in (result.model_error, result.twin_error) if e is not None])
+    return {**snapshot(opt, results), "twins": twins, "checks": checks,
+            "handed_over_at": opt.handed_over_at}  # fmt: skip
+
+
 def meta_lr(env):
     torch.manual_seed(0)
     model = env.wrap(Poisonable().double())
@@ -212,6 +230,7 @@ SCENARIOS: dict[str, Callable] = {
         default_recipe_regression,
         default_recipe_lazy_unroll,
         patience_stops,
+        hand_over,
         paper_initialize,
         paper_initialize_unrolled,
         nan_on_one_rank,
@@ -324,6 +343,15 @@ def test_two_ranks_step_as_one_process_on_both_shards(ranks, name):
         assert stopped is not None and stopped < STOP_STEPS - 1
         assert all(r["stopped_at"] == stopped for r in per_rank)
         assert reference["task"][stopped + 1 :] == [None] * (STOP_STEPS - 1 - stopped)
+    if name == "hand_over":
+        assert reference["handed_over_at"] is not None
+        assert all(r["handed_over_at"] == reference["handed_over_at"] for r in per_rank)
+        for got in per_rank:
+            for mine, theirs in zip(got["checks"], reference["checks"], strict=True):
+                assert mine == pytest.approx(theirs, rel=RTOL)
+            for mine, theirs in zip(got["twins"], reference["twins"], strict=True):
+                for a, b in zip(mine, theirs, strict=True):
+                    torch.testing.assert_close(a, b, rtol=RTOL, atol=RTOL)
     if name.startswith("default_recipe") or name == "nan_on_one_rank":
         assert reference["guarded"] == reference["steps"]  # the guard acted on every step
     assert reference["phi_moved"] > 0

@@ -95,6 +95,7 @@ class RunConfig:
     meta_anchor: float | None = None  # None: plain Adam updates ϕ; a: adaloss.AnchoredAdam
     patience: int | None = None  # None: the recipe's; 0: adapt to the end; P: adaloss.patience
     after_stop: str | None = None  # None: the recipe's; "task_loss" or "frozen"
+    handover: int | None = None  # None: the recipe's; 0: no twin; P: adaloss.handover
     init_steps: int = DEFAULT_INIT_STEPS
     init_meta_lr: float = DEFAULT_INIT_META_LR
     inner_steps: int = 1
@@ -133,6 +134,9 @@ class RunConfig:
                 key += f"_patience{self.patience}" if self.patience else "_nopatience"
         if self.method == "adalfl" and self.after_stop not in (None, recipe.after_stop):
             key += f"_{self.after_stop}"
+        if self.method == "adalfl" and self.handover is not None:
+            if (self.handover or None) != recipe.handover:
+                key += f"_handover{self.handover}" if self.handover else "_nohandover"
         offline = self.method != "baseline" and (
             self.method != "adalfl" or recipe.start == "offline"
         )
@@ -217,6 +221,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--after-stop", choices=AFTER_STOP, default=None,
                         help="AdaLFL: what trains the model once --patience stopped the "
                         "learned loss (default: the recipe's)")  # fmt: skip
+    parser.add_argument("--handover", type=_steps, default=None,
+                        help="AdaLFL: hand over to a plain-trained twin once it has had the "
+                        "lower check error at this many evaluations in a row (needs "
+                        "--check-fraction; default: the recipe's; 0: no twin)")  # fmt: skip
     parser.add_argument(
         "--init-steps", type=int, default=DEFAULT_INIT_STEPS, help="offline steps (Alg. 1)"
     )
@@ -280,7 +288,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
         name: getattr(args, name)
         for name in (
             "batch_size", "loss", "meta_objective", "meta_lr", "recipe", "guard", "horizon",
-            "meta_anchor", "patience", "after_stop",
+            "meta_anchor", "patience", "after_stop", "handover",
             "init_steps",
             "init_meta_lr",
             "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",

@@ -143,6 +143,7 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
             recipe = config.recipe if config.method == "adalfl" else "paper"
             guard = None if config.guard is None else (config.guard or False)
             patience = None if config.patience is None else (config.patience or False)
+            handover = None if config.handover is None else (config.handover or False)
             meta_optimizer = None
             if config.method == "adalfl" and config.meta_anchor is not None:
                 eta = config.recipe_settings.meta_lr if config.meta_lr is None else config.meta_lr
@@ -158,6 +159,7 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
                 horizon=config.horizon if config.method == "adalfl" else None,
                 patience=patience if config.method == "adalfl" else None,
                 after_stop=config.after_stop if config.method == "adalfl" else None,
+                handover=handover if config.method == "adalfl" else None,
             )  # fmt: skip
             timeline = LossTimeline(loss, task)
         init_train = batches(
@@ -213,6 +215,11 @@ def run_one(config: RunConfig, progress: bool = True, states_to: Path | None = N
         if "lr" in extra_curves:
             extra_curves["lr"].append(float(opt.lr.detach()))
 
+    checking = getattr(opt, "handover", None) is not None
+    if checking and data.check is None:
+        raise ValueError("a hand-over compares on a check split: pass --check-fraction")
+    check_batch = full_batch(data.check, device) if checking else None
+
     record(0)
     if timeline is not None:
         timeline.snapshot(0)
@@ -223,6 +230,8 @@ def run_one(config: RunConfig, progress: bool = True, states_to: Path | None = N
         if diverged:
             break
         if step % eval_every == 0 or step == config.steps:
+            if checking:
+                opt.check(*check_batch)  # may hand over to the plain-trained twin
             record(step)
             if not math.isfinite(curve["test_error"][-1]):
                 diverged = True
@@ -258,6 +267,7 @@ def run_one(config: RunConfig, progress: bool = True, states_to: Path | None = N
             "skipped_steps": 0 if opt is None else opt.skipped_steps,
             "guarded_steps": getattr(opt, "guarded_steps", 0),
             "stopped_at": getattr(opt, "stopped_at", None),
+            "handed_over_at": getattr(opt, "handed_over_at", None),
             **({"check_error": extra_curves["check_error"][-1]} if data.check is not None else {}),
         },
         "curve": {**curve, **extra_curves},

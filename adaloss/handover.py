@@ -1,0 +1,193 @@
+"""Hand-over to plain training: a twin trained on the task loss, compared on held-out data.
+
+Why: a learned loss is fitted to its validation batches, so they cannot tell whether it
+still helps; on small data sets it can end worse than plain training on every seed
+(BENCHMARKS.md, Diabetes) while elsewhere its gain comes late (crime with corrupted
+targets), and the meta-objective looks the same on both. A counterfactual can tell them
+apart: a copy of the model that trains on the task loss from the same θ_0 with the same
+batches (one plain step per step), and a *check* set the meta-objective never sees. When
+the learned loss's model has had the higher check error at ``patience`` consecutive checks,
+the optimizer hands over: θ, the buffers and the base optimizer's state become the twin's,
+and every later step is a plain step — from there on the run *is* plain training.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from adaloss.batches import all_finite
+from adaloss.checkpoint import check_optimizer_state
+from adaloss.distributed import Replicas
+from adaloss.hypergrad import scaled_grad
+from adaloss.inner import HYPERPARAMETERS, STATE_KEYS
+from adaloss.tasks import Task
+from adaloss.transaction import OptimizerState
+
+
+def check_handover(patience) -> None:
+    """Refuse a hand-over patience that is neither None nor an integer number of checks >= 1."""
+    if patience is not None and (
+        isinstance(patience, bool) or not isinstance(patience, int) or patience < 1
+    ):
+        raise ValueError(
+            f"handover must be None or an integer number of checks >= 1, got {patience!r}"
+        )
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What one ``check`` measured: ``task.error`` on the check batch, detached 0-dim tensors."""
+
+    model_error: torch.Tensor  # the model's (the learned loss's, until the hand-over)
+    twin_error: torch.Tensor | None  # the plain-trained twin's; None once handed over
+    handed_over: bool  # whether the model is now the twin (from this check or an earlier one)
+
+
+class HandoverWatch:
+    """Counts consecutive checks at which the learned loss's model did worse than the twin."""
+
+    def __init__(self, patience: int) -> None:
+        if patience is None:
+            raise ValueError("handover must be an integer number of checks >= 1, got None")
+        check_handover(patience)
+        self.patience = patience
+        self.behind = 0  # consecutive checks with the model's error above the twin's
+
+    def observe(self, model_error: float, twin_error: float) -> bool:
+        """Record one check; True when it is time to hand over. A tie resets the count; a
+        non-finite model error counts as behind."""
+        self.behind = self.behind + 1 if not model_error <= twin_error else 0
+        return self.behind >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"behind": self.behind}
+
+    @staticmethod
+    def check_state(state: Any) -> None:
+        if not isinstance(state, dict) or "behind" not in state:
+            raise ValueError("the hand-over watch's state must be a dict with 'behind'")
+        behind = state["behind"]
+        if isinstance(behind, bool) or not isinstance(behind, int) or behind < 0:
+            raise ValueError(f"the hand-over watch's 'behind' must be an int >= 0, got {behind!r}")
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.check_state(state)
+        self.behind = state["behind"]
+
+
+class PlainTwin:
+    """The model as plain training has it: a copy of the model (parameters, buffers, mode)
+    and of the base optimizer (same class, hyper-parameters and state), stepped on the task
+    loss with the batches the learned loss's model sees."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        base_optimizer: torch.optim.Optimizer,
+        task: Task,
+        replicas: Replicas,
+    ) -> None:
+        self.model = copy.deepcopy(model)
+        self.task = task
+        self.replicas = replicas
+        names = {p: n for n, p in model.named_parameters()}
+        twins = dict(self.model.named_parameters())
+        groups = [
+            {**{k: v for k, v in g.items() if k != "params"},
+             "params": [twins[names[p]] for p in g["params"]]}
+            for g in base_optimizer.param_groups
+        ]  # fmt: skip
+        self.optimizer = type(base_optimizer)(groups, **base_optimizer.defaults)
+        # torch's load_state_dict keeps tensors that need no cast: copy, never share
+        self.optimizer.load_state_dict(copy.deepcopy(base_optimizer.state_dict()))
+        self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
+
+    def follow(self, base_optimizer: torch.optim.Optimizer) -> None:
+        """Take the base optimizer's hyper-parameters (a scheduler's learning rate)."""
+        groups = zip(self.optimizer.param_groups, base_optimizer.param_groups, strict=True)
+        for mine, theirs in groups:
+            mine.update({k: v for k, v in theirs.items() if k != "params"})
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, grad_scale: float = 1.0) -> bool:
+        """One plain step on (x, y); False (and nothing changed) if it was not finite.
+
+        Any exception leaves the twin as it was."""
+        buffers = [(b, b.detach().clone()) for b in self.model.buffers()]
+        state = OptimizerState(self.optimizer, self.params, clone=True)
+        saved = [p.detach().clone() for p in self.params]
+        try:
+            self.replicas.sync_buffers_(self.model)
+            with torch.enable_grad():
+                loss = self.task.loss(self.model(x), y)
+                grads = scaled_grad(loss, self.params, grad_scale)
+            grads = self.replicas.mean(grads)
+            if not all_finite([loss, *grads]):
+                self._restore(buffers, state, saved)
+                return False
+            for p, g in zip(self.params, grads, strict=True):
+                p.grad = g
+            self.optimizer.step()
+            return True
+        except BaseException:
+            self._restore(buffers, state, saved)
+            raise
+        finally:
+            for p in self.params:
+                p.grad = None
+
+    @torch.no_grad()
+    def _restore(self, buffers, state: OptimizerState, saved) -> None:
+        for b, copy_ in buffers:
+            b.copy_(copy_)
+        for p, copy_ in zip(self.params, saved, strict=True):
+            p.copy_(copy_)
+        state.restore()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def check_state(self, state: Any) -> None:
+        """Raise ValueError unless ``state`` is this twin's ``state_dict`` form, shapes included."""
+        if not isinstance(state, dict) or not {"model", "optimizer"} <= set(state):
+            raise ValueError("the twin's state must be a dict with 'model' and 'optimizer'")
+        mine = self.model.state_dict()
+        theirs = state["model"]
+        if not isinstance(theirs, dict) or set(theirs) != set(mine):
+            raise ValueError("the twin's model state does not have this model's entries")
+        for key, value in mine.items():
+            other = theirs[key]
+            if not isinstance(other, torch.Tensor) or other.shape != value.shape:
+                raise ValueError(
+                    f"the twin's {key!r} has shape "
+                    f"{tuple(getattr(other, 'shape', ()))}, this model's {tuple(value.shape)}"
+                )
+        kind = type(self.optimizer)
+        check_optimizer_state(
+            "handover.twin.optimizer",
+            self.optimizer,
+            state["optimizer"],
+            HYPERPARAMETERS.get(kind, ()),
+            STATE_KEYS.get(kind),
+        )
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+
+
+@torch.no_grad()
+def check_error(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``task.error`` of ``model`` on (x, y) in eval mode; the model's modes come back."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        error = task.error(model(x), y)
+    finally:
+        for m, training in modes:
+            m.training = training
+    return error.detach() if torch.is_tensor(error) else torch.tensor(float(error))

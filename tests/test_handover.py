@@ -1,0 +1,243 @@
+"""The hand-over to a plain-trained twin (adaloss.handover, MetaLossOptimizer(handover=P))."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from conftest import mlp
+
+import adaloss
+import adaloss.optimizer
+from adaloss.handover import HandoverWatch
+
+
+def batches(n=8, seed=1, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        (torch.randn(16, 6, generator=g, dtype=dtype), torch.randint(0, 3, (16,), generator=g))
+        for _ in range(n)
+    ]
+
+
+def pair(handover=2, **kwargs):
+    """The wrapped model and a plain twin of it (same θ_0, SGD with momentum)."""
+    torch.manual_seed(0)
+    model = mlp().double()
+    plain = copy.deepcopy(model)
+    opt = adaloss.MetaLossOptimizer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+        adaloss.Classification(3),
+        handover=handover,
+        **kwargs,
+    )
+    return opt, plain, torch.optim.SGD(plain.parameters(), lr=0.1, momentum=0.9)
+
+
+def plain_step(model, optimizer, x, y):
+    optimizer.zero_grad()
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+
+
+def behind(monkeypatch):
+    """Make every check see the model worse than the twin (1.0 against 0.5)."""
+    calls = iter([1.0, 0.5] * 100)
+    monkeypatch.setattr(
+        adaloss.optimizer, "check_error", lambda *a: torch.tensor(next(calls)), raising=True
+    )
+
+
+def test_the_watch_counts_consecutive_checks_behind_and_a_tie_resets_it():
+    watch = HandoverWatch(3)
+    assert [watch.observe(m, t) for m, t in [(2, 1), (2, 1), (1, 1), (2, 1), (2, 1)]] == [
+        False, False, False, False, False,
+    ]  # fmt: skip
+    assert watch.observe(float("nan"), 1.0)  # a non-finite model error is behind
+    for bad in (0, -1, 1.5, True, "3"):
+        with pytest.raises(ValueError, match="integer number of checks >= 1"):
+            HandoverWatch(bad)
+
+
+def test_a_hand_over_makes_the_run_plain_training(monkeypatch):
+    opt, plain, plain_opt = pair(handover=2)
+    data = batches()
+    for x, y in data[:4]:
+        opt.step(x, y, x.flip(0), y.flip(0))
+        plain_step(plain, plain_opt, x, y)
+    phi = [p.detach().clone() for p in opt.loss.parameters()]
+    behind(monkeypatch)
+    x_check, y_check = data[-1]
+    assert not opt.check(x_check, y_check).handed_over
+    result = opt.check(x_check, y_check)
+    assert result.handed_over and opt.handed_over_at == 4 and opt.twin is None
+    for p, q in zip(opt.model.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+        buf = plain_opt.state[q]["momentum_buffer"]
+        torch.testing.assert_close(opt.base_optimizer.state[p]["momentum_buffer"], buf)
+    for x, y in data[4:7]:  # from here on: plain steps, ϕ still
+        result = opt.step(x, y, x.flip(0), y.flip(0))
+        plain_step(plain, plain_opt, x, y)
+        assert not result.meta_updated
+    for p, q in zip(opt.model.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+    assert all(torch.equal(a, b) for a, b in zip(opt.loss.parameters(), phi, strict=True))
+    after = opt.check(x_check, y_check)
+    assert after.handed_over and after.twin_error is None
+
+
+def test_check_compares_the_task_error_of_both_models_in_eval_mode():
+    torch.manual_seed(0)
+    model = mlp(dropout=0.5).double()
+    opt = adaloss.MetaLossOptimizer(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), adaloss.Classification(3), handover=3
+    )
+    data = batches()
+    for x, y in data[:3]:
+        opt.step(x, y, x.flip(0), y.flip(0))
+    x, y = data[-1]
+    result = opt.check(x, y)
+    assert model.training and opt.twin.model.training  # modes come back
+    with torch.no_grad():
+        expected = [opt.task.error(m.eval()(x), y).item() for m in (opt.model, opt.twin.model)]
+    assert [result.model_error.item(), result.twin_error.item()] == expected
+    assert opt.handover.behind == (1 if expected[0] > expected[1] else 0)
+
+
+def test_bad_check_input_is_refused_before_anything_changes(monkeypatch):
+    opt, *_ = pair(handover=1)
+    x, y = batches()[0]
+    with pytest.raises(ValueError, match="y_check"):
+        opt.check(x, y[:-1])
+    with pytest.raises(ValueError, match="x_check must be a torch.Tensor"):
+        opt.check(x.tolist(), y)
+    assert opt.handover.behind == 0 and opt.twin is not None
+
+
+def test_check_needs_a_twin():
+    torch.manual_seed(0)
+    model = mlp()
+    opt = adaloss.MetaLossOptimizer(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), adaloss.Classification(3)
+    )
+    assert opt.twin is None
+    with pytest.raises(RuntimeError, match="handover=P"):
+        opt.check(torch.randn(4, 6), torch.zeros(4, dtype=torch.long))
+
+
+def test_a_failing_twin_step_leaves_everything_as_it_was():
+    opt, *_ = pair(handover=2)
+    data = batches()
+    opt.step(*data[0], *data[1])
+
+    def everything():
+        base, twin = opt.base_optimizer.state, opt.twin.optimizer.state
+        return {
+            "theta": list(opt.model.parameters()),
+            "twin": list(opt.twin.model.parameters()),
+            "phi": list(opt.loss.parameters()),
+            "momentum": [base[p]["momentum_buffer"] for p in opt.update.params()],
+            "twin_momentum": [twin[p]["momentum_buffer"] for p in opt.twin.params],
+        }
+
+    before = {k: [t.detach().clone() for t in v] for k, v in everything().items()}
+    steps = opt.steps
+
+    def broken(x):
+        raise RuntimeError("injected")
+
+    opt.twin.model.forward = broken
+    with pytest.raises(RuntimeError, match="injected"):
+        opt.step(*data[2], *data[3])
+    after = everything()
+    for key in before:
+        assert all(torch.equal(a, b) for a, b in zip(before[key], after[key], strict=True)), key
+    assert opt.steps == steps
+
+
+def test_the_twin_follows_a_scheduler_on_the_wrapper():
+    opt, *_ = pair(handover=2)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    data = batches()
+    opt.step(*data[0], *data[1])
+    scheduler.step()
+    opt.step(*data[2], *data[3])
+    assert opt.twin.optimizer.param_groups[0]["lr"] == opt.param_groups[0]["lr"] == 0.05
+
+
+def test_a_checkpoint_resumes_the_twin_and_the_watch(monkeypatch):
+    opt, *_ = pair(handover=2)
+    data = batches()
+    for x, y in data[:2]:
+        opt.step(x, y, x.flip(0), y.flip(0))
+    behind(monkeypatch)
+    opt.check(*data[-1])
+    saved = copy.deepcopy(opt.state_dict())
+    saved_model = copy.deepcopy(opt.model.state_dict())
+
+    def go_on(o):
+        for x, y in data[2:4]:
+            o.step(x, y, x.flip(0), y.flip(0))
+        return o.check(*data[-1])
+
+    first = go_on(opt)
+    resumed, *_ = pair(handover=2)
+    resumed.model.load_state_dict(saved_model)
+    resumed.load_state_dict(saved)
+    assert resumed.handover.behind == 1
+    second = go_on(resumed)
+    assert first.handed_over and second.handed_over
+    assert resumed.handed_over_at == opt.handed_over_at == 4
+    for p, q in zip(opt.model.parameters(), resumed.model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_checkpoints_without_the_twin_or_with_another_shape_are_refused():
+    opt, *_ = pair(handover=2)
+    data = batches()
+    opt.step(*data[0], *data[1])
+    good = opt.state_dict()
+    twin_before = [p.detach().clone() for p in opt.twin.model.parameters()]
+    no_twin = {k: v for k, v in good.items() if k != "handover"}
+    with pytest.raises(ValueError, match="saved by an optimizer without handover"):
+        opt.load_state_dict(no_twin)
+    wrong = copy.deepcopy(good)
+    key = next(iter(wrong["handover"]["twin"]["model"]))
+    wrong["handover"]["twin"]["model"][key] = torch.zeros(2, 2)
+    with pytest.raises(ValueError, match=f"twin's {key!r} has shape"):
+        opt.load_state_dict(wrong)
+    inconsistent = copy.deepcopy(good)
+    inconsistent["handover"]["handed_over_at"] = 3
+    with pytest.raises(ValueError, match="exactly until it handed over"):
+        opt.load_state_dict(inconsistent)
+    assert all(
+        torch.equal(a, b) for a, b in zip(twin_before, opt.twin.model.parameters(), strict=True)
+    )
+
+
+def test_a_checkpoint_from_after_the_hand_over_drops_the_twin(monkeypatch):
+    opt, *_ = pair(handover=1)
+    data = batches()
+    opt.step(*data[0], *data[1])
+    before = copy.deepcopy(opt.state_dict())
+    behind(monkeypatch)
+    opt.check(*data[-1])
+    after = opt.state_dict()
+    assert after["handover"]["twin"] is None and after["handover"]["handed_over_at"] == 1
+    fresh, *_ = pair(handover=1)
+    fresh.load_state_dict(after)
+    assert fresh.twin is None and fresh.handed_over_at == 1
+    fresh.load_state_dict(before)  # and back: the twin comes back with its state
+    assert fresh.twin is not None and fresh.handed_over_at is None
+
+
+def test_the_recipe_carries_the_hand_over():
+    recipe = adaloss.recipes.Recipe("mine", start="warm_start", meta_lr=1e-3, guard=2.0, handover=4)
+    opt, *_ = pair(handover=None, recipe=recipe)
+    assert opt.handover.patience == 4 and opt.twin is not None
+    off, *_ = pair(handover=False, recipe=recipe)
+    assert off.handover is None and off.twin is None
+    with pytest.raises(ValueError, match="handover must be None or an integer"):
+        adaloss.recipes.Recipe("bad", start="warm_start", meta_lr=1e-3, guard=None, handover=0)
