@@ -92,6 +92,11 @@ def test_parse_method():
     assert speed.parse_method("unroll").meta_every == 1
     fixed = speed.parse_method("fixed")
     assert fixed.engine == "forward" and not fixed.online and fixed.cycle == 1
+    twin = speed.parse_method("forward/4+twin")
+    assert twin == speed.Method("forward/4+twin", "forward", 4, twin=True) and twin.cycle == 4
+    for bad in ("plain+twin", "fixed+twin", "+twin"):
+        with pytest.raises(ValueError):
+            speed.parse_method(bad)
 
 
 def test_cycle_mean_sees_the_meta_step():

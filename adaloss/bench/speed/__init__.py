@@ -11,9 +11,10 @@ or allocator history.
 Methods: ``plain`` is ``loss.backward(); opt.step(); opt.zero_grad()`` with the task
 loss; ``unroll`` and ``forward`` are ``MetaLossOptimizer.step`` with that engine and a
 meta step every step; ``ENGINE/K`` (e.g. ``forward/10``) takes a meta step every K-th
-step only. A method with a meta step every step reports the median time of single
-steps; ``ENGINE/K`` reports the mean time per step over complete K-step cycles (a
-median over single steps would hide the one expensive step in every K).
+step only; a ``+twin`` suffix (``forward+twin``) also steps the plain-trained twin of
+``handover`` (never handing over). A method with a meta step every step reports the
+median time of single steps; ``ENGINE/K`` reports the mean time per step over complete
+K-step cycles (a median over single steps would hide the one expensive step in every K).
 
 The package, one idea per module: ``methods`` (models, methods, the runner that takes a
 step), ``timing`` (interleaved rounds, per-step statistics), ``memory`` (profiler peaks in

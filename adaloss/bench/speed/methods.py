@@ -72,6 +72,7 @@ class Method:
     engine: str | None  # None: the plain optimizer step on the task loss
     meta_every: int = 1
     online: bool = True  # False (``fixed``): the learned loss with ϕ fixed, no meta step
+    twin: bool = False  # ``+twin``: also the plain-trained twin of ``handover`` (never taking over)
 
     @property
     def cycle(self) -> int:
@@ -81,7 +82,13 @@ class Method:
 
 def parse_method(name: str) -> Method:
     """``plain``, ``fixed`` (the learned loss, ϕ fixed: ``online=False``), ``forward``,
-    ``unroll``, or ``forward/K`` / ``unroll/K`` (meta step every K)."""
+    ``unroll``, or ``forward/K`` / ``unroll/K`` (meta step every K); a ``+twin`` suffix on an
+    engine also steps ``handover``'s plain-trained twin (``forward+twin``)."""
+    if name.endswith("+twin") and name != "+twin":
+        inner = parse_method(name.removesuffix("+twin"))
+        if inner.engine is None or not inner.online:
+            raise ValueError(f"method {name!r}: +twin goes with forward, unroll or ENGINE/K")
+        return Method(name, inner.engine, inner.meta_every, twin=True)
     if name == "plain":
         return Method(name, None)
     if name == "fixed":
@@ -167,6 +174,7 @@ class Runner:
                 hypergrad=method.engine,
                 meta_every=method.meta_every,
                 online=method.online,
+                handover=2**62 if method.twin else None,  # the twin's cost, never its take-over
             )
         self.batches = batches
         self.steps = 0
