@@ -28,14 +28,18 @@ from adaloss.inner import HYPERPARAMETERS, STATE_KEYS
 from adaloss.tasks import Task
 from adaloss.transaction import OptimizerState
 
+FINAL = "final"  # ``handover="final"``: only ``finish`` decides, keeping the better model
+
 
 def check_handover(patience) -> None:
-    """Refuse a hand-over patience that is neither None nor an integer number of checks >= 1."""
-    if patience is not None and (
-        isinstance(patience, bool) or not isinstance(patience, int) or patience < 1
+    """Refuse a hand-over rule that is neither None, "final" nor a number of checks >= 1."""
+    if (
+        patience is not None
+        and patience != FINAL
+        and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1)
     ):
         raise ValueError(
-            f"handover must be None or an integer number of checks >= 1, got {patience!r}"
+            f'handover must be None, "final" or an integer number of checks >= 1, got {patience!r}'
         )
 
 
@@ -49,9 +53,10 @@ class CheckResult:
 
 
 class HandoverWatch:
-    """Counts consecutive checks at which the learned loss's model did worse than the twin."""
+    """Counts consecutive checks at which the learned loss's model did worse than the twin;
+    with ``patience="final"`` it only counts, and the final pick alone decides."""
 
-    def __init__(self, patience: int) -> None:
+    def __init__(self, patience: int | str) -> None:
         if patience is None:
             raise ValueError("handover must be an integer number of checks >= 1, got None")
         check_handover(patience)
@@ -61,8 +66,13 @@ class HandoverWatch:
     def observe(self, model_error: float, twin_error: float) -> bool:
         """Record one check; True when it is time to hand over. A tie resets the count; a
         non-finite model error counts as behind."""
-        self.behind = self.behind + 1 if not model_error <= twin_error else 0
-        return self.behind >= self.patience
+        self.behind = self.behind + 1 if self.pick(model_error, twin_error) else 0
+        return self.patience != FINAL and self.behind >= self.patience
+
+    @staticmethod
+    def pick(model_error: float, twin_error: float) -> bool:
+        """The final pick: whether the twin's model is the better one (ties keep the model)."""
+        return not model_error <= twin_error
 
     def state_dict(self) -> dict[str, Any]:
         return {"behind": self.behind}

@@ -76,7 +76,8 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             ``None`` takes the recipe's.
         handover: keep a twin of the model trained on the task loss alone (one plain step
             per step) and hand over to it once it has had the lower error at this many
-            consecutive ``check(x_check, y_check)`` calls on held-out data
+            consecutive ``check(x_check, y_check)`` calls on held-out data, or with
+            ``"final"`` only if it has the lower error at ``finish(x_check, y_check)``
             (``adaloss.handover``; ``handed_over_at`` says when); ``None`` takes the
             recipe's (the default recipe's: none), ``False`` keeps no twin.
     """
@@ -99,7 +100,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         horizon: str | float | None = None,
         patience: int | bool | None = None,
         after_stop: str | None = None,
-        handover: int | bool | None = None,
+        handover: int | str | bool | None = None,
     ) -> None:
         recipe = get_recipe(recipe)
         if patience is not None and patience is not False:
@@ -156,8 +157,8 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         )
         self._guarded = self._guarded.to(self.device)
         handover = self.recipe.handover
-        self.handover = None if handover is None else HandoverWatch(handover)
-        self.twin = None if self.handover is None else self._new_twin()
+        self.handover_rule = None if handover is None else HandoverWatch(handover)
+        self.twin = None if self.handover_rule is None else self._new_twin()
         self.handed_over_at: int | None = None  # the step count when ``check`` handed over
         if self.horizon == "momentum":
             self.update.momentum_horizons()  # a momentum of 1 or more fails here, not mid-run
@@ -212,8 +213,20 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         ``handover`` consecutive checks. Pass the same held-out examples every time, none
         of which any step sees (not the validation batches: the learned loss is fitted to
         those). Bad input raises ValueError before anything changes."""
-        if self.handover is None:
-            raise RuntimeError("check() compares with a plain-trained twin: pass handover=P")
+        return self._compare(x_check, y_check, "observe")
+
+    def finish(self, x_check: torch.Tensor, y_check: torch.Tensor) -> CheckResult:
+        """At the end of training: keep the better of the two models on ``(x_check,
+        y_check)`` — hand over if the twin's error is lower (ties keep the model). The rule
+        of ``handover="final"``; with a number of checks, a last chance to hand over."""
+        return self._compare(x_check, y_check, "pick")
+
+    def _compare(self, x_check, y_check, rule: str) -> CheckResult:
+        """Both models' errors; ``rule``, the watch's method, says whether to hand over."""
+        if self.handover_rule is None:
+            raise RuntimeError(
+                "check() and finish() compare with a plain-trained twin: pass handover=P"
+            )
         x_check, y_check = self.replicas.check_everywhere(
             check_batch, self.task, self.update.params(), x_check, y_check, None, None,
             ("x_check", "y_check"),
@@ -224,7 +237,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         if self.twin is None:  # handed over already: the model is the twin
             return CheckResult(errors[0], None, True)
         model_error, twin_error = errors.tolist()
-        if self.handover.observe(model_error, twin_error):
+        if getattr(self.handover_rule, rule)(model_error, twin_error):
             self._hand_over()
         return CheckResult(errors[0], errors[1], self.twin is None)
 
@@ -343,9 +356,9 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         extra = {"started": self.started, "guarded_steps": self.guarded_steps}
         if self.patience is not None:
             extra["patience"] = self.patience.state_dict()
-        if self.handover is not None:
+        if self.handover_rule is not None:
             extra["handover"] = {
-                "watch": self.handover.state_dict(),
+                "watch": self.handover_rule.state_dict(),
                 "handed_over_at": self.handed_over_at,
                 "twin": None if self.twin is None else self.twin.state_dict(),
             }
@@ -355,7 +368,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         super()._check_state_dict(state_dict)
         if self.patience is not None and "patience" in state_dict:
             MetaPatience.check_state(state_dict["patience"])
-        if self.handover is not None:
+        if self.handover_rule is not None:
             state = state_dict.get("handover")
             if not isinstance(state, dict) or not {"watch", "handed_over_at", "twin"} <= set(state):
                 raise ValueError(
@@ -382,9 +395,9 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             self.patience = MetaPatience(self.patience.patience, self.patience.decay)
             if "patience" in state_dict:
                 self.patience.load_state_dict(state_dict["patience"])
-        if self.handover is not None:
+        if self.handover_rule is not None:
             state = state_dict["handover"]
-            self.handover.load_state_dict(state["watch"])
+            self.handover_rule.load_state_dict(state["watch"])
             self.handed_over_at = state["handed_over_at"]
             if state["twin"] is None:
                 self.twin = None

@@ -204,6 +204,12 @@ def test_a_hand_over_run_ends_on_the_baseline_when_the_twin_stays_ahead(tmp_path
     for key in ("selection_error", "check_error", "train_error"):
         assert run["curve"][key][after:] == base["curve"][key][after:]
         assert run["curve"][key][after - 1] != base["curve"][key][after - 1]
+    assert main([*common, "--methods", "adalfl", "--handover", "final"]) == 0
+    final = json.loads((rows / "adalfl_default_handoverfinal_check0.5/seed0.json").read_text())
+    assert final["final"]["handed_over_at"] in (None, 40)  # only the last evaluation decides
+    assert final["final"]["check_error"] <= base["final"]["check_error"]  # the better kept
+    if final["final"]["handed_over_at"]:
+        assert final["final"]["selection_error"] == base["final"]["selection_error"]
     with pytest.raises(ValueError, match="pass --check-fraction"):
         main(["run", "--task", "diabetes", "--methods", "adalfl", "--handover", "1",
               "--seeds", "1", "--out", str(out), *TINY])  # fmt: skip

@@ -88,6 +88,25 @@ def test_a_hand_over_makes_the_run_plain_training(monkeypatch):
     assert after.handed_over and after.twin_error is None
 
 
+def test_the_final_rule_hands_over_only_at_finish_and_only_when_the_twin_is_ahead(monkeypatch):
+    opt, *_ = pair(handover="final")
+    data = batches()
+    opt.step(*data[0], *data[1])
+    behind(monkeypatch)  # the model worse at every comparison
+    for _ in range(3):
+        assert not opt.check(*data[-1]).handed_over  # checks only count
+    assert opt.handover_rule.behind == 3 and opt.twin is not None
+    assert opt.finish(*data[-1]).handed_over and opt.handed_over_at == 1
+    ahead, *_ = pair(handover="final")
+    ahead.step(*data[0], *data[1])
+    monkeypatch.setattr(adaloss.optimizer, "check_error", lambda *a: torch.tensor(0.5))
+    assert not ahead.finish(*data[-1]).handed_over  # a tie keeps the learned loss's model
+    counted, *_ = pair(handover=5)  # with a number of checks, finish is a last chance
+    counted.step(*data[0], *data[1])
+    behind(monkeypatch)
+    assert counted.finish(*data[-1]).handed_over
+
+
 def test_check_compares_the_task_error_of_both_models_in_eval_mode():
     torch.manual_seed(0)
     model = mlp(dropout=0.5).double()
@@ -103,7 +122,7 @@ def test_check_compares_the_task_error_of_both_models_in_eval_mode():
     with torch.no_grad():
         expected = [opt.task.error(m.eval()(x), y).item() for m in (opt.model, opt.twin.model)]
     assert [result.model_error.item(), result.twin_error.item()] == expected
-    assert opt.handover.behind == (1 if expected[0] > expected[1] else 0)
+    assert opt.handover_rule.behind == (1 if expected[0] > expected[1] else 0)
 
 
 def test_bad_check_input_is_refused_before_anything_changes(monkeypatch):
@@ -113,7 +132,7 @@ def test_bad_check_input_is_refused_before_anything_changes(monkeypatch):
         opt.check(x, y[:-1])
     with pytest.raises(ValueError, match="x_check must be a torch.Tensor"):
         opt.check(x.tolist(), y)
-    assert opt.handover.behind == 0 and opt.twin is not None
+    assert opt.handover_rule.behind == 0 and opt.twin is not None
 
 
 def test_check_needs_a_twin():
@@ -123,8 +142,9 @@ def test_check_needs_a_twin():
         model, torch.optim.SGD(model.parameters(), lr=0.1), adaloss.Classification(3)
     )
     assert opt.twin is None
-    with pytest.raises(RuntimeError, match="handover=P"):
-        opt.check(torch.randn(4, 6), torch.zeros(4, dtype=torch.long))
+    for method in (opt.check, opt.finish):
+        with pytest.raises(RuntimeError, match="handover=P"):
+            method(torch.randn(4, 6), torch.zeros(4, dtype=torch.long))
 
 
 def test_a_failing_twin_step_leaves_everything_as_it_was():
@@ -186,7 +206,7 @@ def test_a_checkpoint_resumes_the_twin_and_the_watch(monkeypatch):
     resumed, *_ = pair(handover=2)
     resumed.model.load_state_dict(saved_model)
     resumed.load_state_dict(saved)
-    assert resumed.handover.behind == 1
+    assert resumed.handover_rule.behind == 1
     second = go_on(resumed)
     assert first.handed_over and second.handed_over
     assert resumed.handed_over_at == opt.handed_over_at == 4
@@ -236,8 +256,8 @@ def test_a_checkpoint_from_after_the_hand_over_drops_the_twin(monkeypatch):
 def test_the_recipe_carries_the_hand_over():
     recipe = adaloss.recipes.Recipe("mine", start="warm_start", meta_lr=1e-3, guard=2.0, handover=4)
     opt, *_ = pair(handover=None, recipe=recipe)
-    assert opt.handover.patience == 4 and opt.twin is not None
+    assert opt.handover_rule.patience == 4 and opt.twin is not None
     off, *_ = pair(handover=False, recipe=recipe)
-    assert off.handover is None and off.twin is None
-    with pytest.raises(ValueError, match="handover must be None or an integer"):
+    assert off.handover_rule is None and off.twin is None
+    with pytest.raises(ValueError, match='handover must be None, "final" or an integer'):
         adaloss.recipes.Recipe("bad", start="warm_start", meta_lr=1e-3, guard=None, handover=0)

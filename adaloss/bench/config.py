@@ -95,7 +95,7 @@ class RunConfig:
     meta_anchor: float | None = None  # None: plain Adam updates ϕ; a: adaloss.AnchoredAdam
     patience: int | None = None  # None: the recipe's; 0: adapt to the end; P: adaloss.patience
     after_stop: str | None = None  # None: the recipe's; "task_loss" or "frozen"
-    handover: int | None = None  # None: the recipe's; 0: no twin; P: adaloss.handover
+    handover: int | str | None = None  # None: the recipe's; 0: no twin; P or "final"
     init_steps: int = DEFAULT_INIT_STEPS
     init_meta_lr: float = DEFAULT_INIT_META_LR
     inner_steps: int = 1
@@ -221,10 +221,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--after-stop", choices=AFTER_STOP, default=None,
                         help="AdaLFL: what trains the model once --patience stopped the "
                         "learned loss (default: the recipe's)")  # fmt: skip
-    parser.add_argument("--handover", type=_steps, default=None,
+    parser.add_argument("--handover", type=_handover, default=None,
                         help="AdaLFL: hand over to a plain-trained twin once it has had the "
-                        "lower check error at this many evaluations in a row (needs "
-                        "--check-fraction; default: the recipe's; 0: no twin)")  # fmt: skip
+                        "lower check error at this many evaluations in a row, or 'final': "
+                        "keep the better of the two at the end (needs --check-fraction; "
+                        "default: the recipe's; 0: no twin)")  # fmt: skip
     parser.add_argument(
         "--init-steps", type=int, default=DEFAULT_INIT_STEPS, help="offline steps (Alg. 1)"
     )
@@ -257,6 +258,10 @@ def _steps(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number of steps >= 0, got {text}")
     return value
+
+
+def _handover(text: str) -> int | str:
+    return text if text == "final" else _steps(text)
 
 
 def _fraction(text: str) -> float:

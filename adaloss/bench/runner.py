@@ -215,7 +215,8 @@ def run_one(config: RunConfig, progress: bool = True, states_to: Path | None = N
         if "lr" in extra_curves:
             extra_curves["lr"].append(float(opt.lr.detach()))
 
-    checking = getattr(opt, "handover", None) is not None
+    rule = getattr(opt, "handover_rule", None)
+    checking = rule is not None
     if checking and data.check is None:
         raise ValueError("a hand-over compares on a check split: pass --check-fraction")
     check_batch = full_batch(data.check, device) if checking else None
@@ -230,8 +231,9 @@ def run_one(config: RunConfig, progress: bool = True, states_to: Path | None = N
         if diverged:
             break
         if step % eval_every == 0 or step == config.steps:
-            if checking:
-                opt.check(*check_batch)  # may hand over to the plain-trained twin
+            if checking:  # may hand over to the plain-trained twin
+                final = rule.patience == "final" and step == config.steps
+                (opt.finish if final else opt.check)(*check_batch)
             record(step)
             if not math.isfinite(curve["test_error"][-1]):
                 diverged = True
