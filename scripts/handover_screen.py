@@ -16,6 +16,7 @@ test error is read (a run's failure check reads only whether its test error is f
 
     python scripts/handover_screen.py                              # the default recipe
     python scripts/handover_screen.py --method metalr_check0.5     # Meta-LR
+    python scripts/handover_screen.py --on check_loss --seeds 3-9  # the task loss decides
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ ROWS = [
 ]
 
 
-def handover_step(own: dict, base: dict, points: int) -> int | None:
+def handover_step(own: dict, base: dict, points: int, on: str = "check_error") -> int | None:
     """The step at which ``own`` hands over to ``base``, or None if it never does.
 
     A run that stopped early (diverged) counts as above at every point it did not reach."""
-    steps, theirs = base["curve"]["step"], base["curve"]["check_error"]
-    mine = own["curve"]["check_error"]
+    steps, theirs = base["curve"]["step"], base["curve"][on]
+    mine = own["curve"][on]
     if steps[: len(own["curve"]["step"])] != own["curve"]["step"]:
         raise ValueError("the two runs were evaluated at different steps")
     mine = mine + [math.nan] * (len(steps) - len(mine))
@@ -58,9 +59,9 @@ def handover_step(own: dict, base: dict, points: int) -> int | None:
     return None
 
 
-def picked(own: dict, base: dict) -> dict:
+def picked(own: dict, base: dict, on: str = "check_error") -> dict:
     """The final model with the lower check error (ties keep the method's)."""
-    return own if own["final"]["check_error"] <= base["final"]["check_error"] else base
+    return own if own["curve"][on][-1] <= base["curve"][on][-1] else base
 
 
 def error(record: dict) -> float:
@@ -88,8 +89,19 @@ def main() -> None:
     parser.add_argument("--method", default="adalfl_default_check0.5")
     parser.add_argument("--baseline", default="baseline_check0.5")
     parser.add_argument("--points", type=int, default=5, help="consecutive evaluation points")
+    parser.add_argument(
+        "--on",
+        default="check_error",
+        choices=["check_error", "check_loss"],
+        help="compare the check split's error (pre-registered) or task loss",
+    )
+    parser.add_argument("--seeds", default=None, help="only these seeds, e.g. 3-9")
     parser.add_argument("--root", default=".", help="repository root")
     args = parser.parse_args()
+    wanted = None
+    if args.seeds:
+        first, _, last = args.seeds.partition("-")
+        wanted = set(range(int(first), int(last or first) + 1))
     print("| row | baseline | method | hand-over | final pick | hand-over at (by seed) |")
     print("|---|--:|--:|--:|--:|--:|")
     verdict = {"hand-over": [], "final pick": []}
@@ -100,14 +112,14 @@ def main() -> None:
             continue
         own = {int(r["seed"]): r for r in load_results(row / args.method)}
         base = {int(r["seed"]): r for r in load_results(row / args.baseline)}
-        seeds = sorted(set(own) & set(base))
+        seeds = sorted(set(own) & set(base) & (wanted or set(own)))
         if not seeds:
             continue
-        steps = {s: handover_step(own[s], base[s], args.points) for s in seeds}
+        steps = {s: handover_step(own[s], base[s], args.points, args.on) for s in seeds}
         columns = {
             "method": {s: error(own[s]) for s in seeds},
             "hand-over": {s: error(base[s] if steps[s] is not None else own[s]) for s in seeds},
-            "final pick": {s: error(picked(own[s], base[s])) for s in seeds},
+            "final pick": {s: error(picked(own[s], base[s], args.on)) for s in seeds},
         }
         reference = {s: error(base[s]) for s in seeds}
         spread = [v for v in reference.values() if math.isfinite(v)]

@@ -180,7 +180,8 @@ def test_a_check_split_is_recorded_beside_the_others_under_a_key_of_its_own(tmp_
     for key in ("baseline_check0.5", "adalfl_default_check0.5"):
         record = json.loads((out / f"diabetes/adaloss_mlp/{key}/seed0.json").read_text())
         curve = record["curve"]
-        assert len(curve["check_error"]) == len(curve["step"]) == len(curve["val_error"])
+        assert len(curve["check_error"]) == len(curve["step"]) == len(curve["check_loss"])
+        assert curve["check_loss"] == curve["check_error"]  # regression: both are the MSE
         assert record["final"]["check_error"] == curve["check_error"][-1]
     plain = prepare_run(RunConfig("diabetes", "adaloss_mlp", "baseline", 0, 5))
     held = prepare_run(RunConfig("diabetes", "adaloss_mlp", "baseline", 0, 5, check_fraction=0.5))

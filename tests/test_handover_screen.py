@@ -63,3 +63,18 @@ def test_the_screen_applies_both_rules_and_the_verdict(tmp_path):
     assert row + "0.0250 +0.0040, 1/2 | 600 / — |" in out
     assert "hand-over: passes (lower mean than the baseline on 1 rows)" in out
     assert "final pick: fails: diabetes adaloss_mlp: clearly worse (+0.0040 > std 0.0014)" in out
+
+
+def test_the_screen_reads_only_the_seeds_and_the_curve_it_is_told(tmp_path):
+    base, own = _record([1, 0.3, 0.3, 0.3, 0.3], 0.020), _record([1, 0.4, 0.4, 0.4, 0.2], 0.030)
+    own["curve"]["check_loss"] = [1, 0.2, 0.2, 0.2, 0.2]  # ahead on the loss all along
+    base["curve"]["check_loss"] = [1, 0.3, 0.3, 0.3, 0.3]
+    for seed in (0, 1):
+        _write(tmp_path, "baseline_check0.5", seed, base)
+        _write(tmp_path, "adalfl_default_check0.5", seed, own)
+    cmd = [sys.executable, str(SCRIPTS / "handover_screen.py"), "--root", str(tmp_path),
+           "--points", "3", "--seeds", "1-1"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    assert "| 0.0300 +0.0100, 0/1 | 600 |" in out  # one seed; on the error it hands over
+    out = subprocess.run([*cmd, "--on", "check_loss"], capture_output=True, text=True).stdout
+    assert "| 0.0300 +0.0100, 0/1 | — |" in out  # on the loss it never does

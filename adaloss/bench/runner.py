@@ -200,8 +200,8 @@ def run_one(config: RunConfig, progress: bool = True, states_to: Path | None = N
         "test_error": [],
     }
     extra_curves: dict[str, list] = {"lr": []} if config.method == "metalr" else {}
-    if data.check is not None:
-        extra_curves["check_error"] = []
+    if data.check is not None:  # the task's error and its loss (no ties between models)
+        extra_curves["check_error"], extra_curves["check_loss"] = [], []
     diverged = False
 
     def record(step: int) -> None:
@@ -212,6 +212,9 @@ def run_one(config: RunConfig, progress: bool = True, states_to: Path | None = N
         curve["test_error"].append(evaluate_error(model, task, data.test, device))
         if "check_error" in extra_curves:
             extra_curves["check_error"].append(evaluate_error(model, task, data.check, device))
+            extra_curves["check_loss"].append(
+                evaluate_error(model, task, data.check, device, metric=task.loss)
+            )
         if "lr" in extra_curves:
             extra_curves["lr"].append(float(opt.lr.detach()))
 
