@@ -577,6 +577,27 @@ def test_corrupted_targets_touch_the_training_split_only(loaded, name):
     assert D.corrupt_training_targets(clean, 0.0, 1) is clean
 
 
+def test_corrupted_image_labels_keep_the_augmentation():
+    images = torch.zeros(50, 3, 8, 8, dtype=torch.uint8)
+    train = B.ImageDataset(images, torch.arange(50) % 10, (0.5,) * 3, (0.2,) * 3, augment=True)
+    data = D.Dataset("toy", "classification", 10, (3, 8, 8), train, train, train, train)
+    noisy = D.corrupt_training_targets(data, 0.5, seed=0).train
+    assert noisy.augment and noisy.images is images and noisy.mean == train.mean
+    assert (noisy.targets != train.targets).sum() > 10
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0])
+@pytest.mark.parametrize(
+    "split, what", [(D.corrupt_training_targets, "corrupted"), (D.hold_out_check, "check")]
+)
+def test_a_fraction_out_of_range_is_refused(loaded, split, what, fraction):
+    with pytest.raises(ValueError, match=rf"the {what} fraction must be in \[0, 1\)"):
+        split(loaded("diabetes"), fraction, seed=0)
+
+
+# ----------------------------------------------------------------------------- check split
+
+
 @pytest.mark.parametrize("name", ["diabetes", "digits"])
 def test_the_check_split_is_carved_out_of_validation_only(loaded, name):
     data = loaded(name)
@@ -595,30 +616,9 @@ def test_the_check_split_is_carved_out_of_validation_only(loaded, name):
     assert D.hold_out_check(data, 0.0, seed=3) is data and data.check is None
 
 
-@pytest.mark.parametrize("fraction", [-0.1, 1.0])
-def test_a_check_fraction_out_of_range_is_refused(loaded, fraction):
-    with pytest.raises(ValueError, match=r"check fraction must be in \[0, 1\)"):
-        D.hold_out_check(loaded("diabetes"), fraction, seed=0)
-
-
 def test_a_check_split_needs_tensor_validation_data():
     images = torch.zeros(20, 3, 8, 8, dtype=torch.uint8)
     split = B.ImageDataset(images, torch.arange(20) % 10, (0.5,) * 3, (0.2,) * 3)
     data = D.Dataset("toy", "classification", 10, (3, 8, 8), split, split, split, split)
     with pytest.raises(ValueError, match="tensor validation split, got ImageDataset"):
         D.hold_out_check(data, 0.5, seed=0)
-
-
-def test_corrupted_image_labels_keep_the_augmentation():
-    images = torch.zeros(50, 3, 8, 8, dtype=torch.uint8)
-    train = B.ImageDataset(images, torch.arange(50) % 10, (0.5,) * 3, (0.2,) * 3, augment=True)
-    data = D.Dataset("toy", "classification", 10, (3, 8, 8), train, train, train, train)
-    noisy = D.corrupt_training_targets(data, 0.5, seed=0).train
-    assert noisy.augment and noisy.images is images and noisy.mean == train.mean
-    assert (noisy.targets != train.targets).sum() > 10
-
-
-@pytest.mark.parametrize("fraction", [-0.1, 1.0])
-def test_corrupted_fraction_out_of_range_is_refused(loaded, fraction):
-    with pytest.raises(ValueError, match=r"\[0, 1\)"):
-        D.corrupt_training_targets(loaded("diabetes"), fraction, seed=0)
