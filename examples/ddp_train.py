@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> float:
         print(f"largest difference of θ and ϕ between ranks: {float(gap):.1e}")
         if args.save:
             torch.save({"model": model.module.state_dict(), "opt": opt.state_dict()}, args.save)
+    dist.barrier()  # no rank tears its connections down while another still uses them
     dist.destroy_process_group()
     return error
 
