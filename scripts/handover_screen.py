@@ -12,11 +12,14 @@ two rules fixed there before any run, seed by seed, against the baseline run of 
 
 Prints final selection error per row (mean over non-failed seeds, paired difference from
 the baseline, wins), the hand-over steps, and the pre-registered verdict of each rule. No
-test error is read (a run's failure check reads only whether its test error is finite).
+test error is read (a run's failure check reads only whether its test error is finite)
+unless ``--bars`` asks for issue 12's bars on the five clean rows, read once per rule at
+the end of a measurement (``scripts/recipe_verdict.py``'s, test error with selection beside).
 
     python scripts/handover_screen.py                              # the default recipe
     python scripts/handover_screen.py --method metalr_check0.5     # Meta-LR
     python scripts/handover_screen.py --on check_loss --seeds 3-9  # the task loss decides
+    python scripts/handover_screen.py --bars                       # test error: once, at the end
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ import argparse
 import math
 import statistics
 from pathlib import Path
+
+from recipe_mechanism import ROWS as CLEAN_ROWS
+from recipe_verdict import report
 
 from adaloss.bench.failures import failure
 from adaloss.bench.results import final_error, load_results
@@ -64,9 +70,9 @@ def picked(own: dict, base: dict, on: str = "check_error") -> dict:
     return own if own["curve"][on][-1] <= base["curve"][on][-1] else base
 
 
-def error(record: dict) -> float:
-    """Final selection error, NaN for a failed run."""
-    return math.nan if failure(record) else final_error(record, "selection")
+def error(record: dict, split: str = "selection") -> float:
+    """Final error on ``split``, NaN for a failed run."""
+    return math.nan if failure(record) else final_error(record, split)
 
 
 def summary(values: dict[int, float], baseline: dict[int, float]) -> tuple[str, float | None]:
@@ -97,6 +103,9 @@ def main() -> None:
     )
     parser.add_argument("--seeds", default=None, help="only these seeds, e.g. 3-9")
     parser.add_argument("--root", default=".", help="repository root")
+    parser.add_argument(
+        "--bars", action="store_true", help="also issue 12's bars on the clean rows (reads test)"
+    )
     args = parser.parse_args()
     wanted = None
     if args.seeds:
@@ -106,6 +115,7 @@ def main() -> None:
     print("|---|--:|--:|--:|--:|--:|")
     verdict = {"hand-over": [], "final pick": []}
     beats = {"hand-over": 0, "final pick": 0}
+    bars: dict[str, list] = {"method": [], "hand-over": [], "final pick": []}
     for task, model in ROWS:
         row = Path(args.root) / args.folder / task / model
         if not (row / args.method).is_dir() or not (row / args.baseline).is_dir():
@@ -122,6 +132,21 @@ def main() -> None:
             "final pick": {s: error(picked(own[s], base[s], args.on)) for s in seeds},
         }
         reference = {s: error(base[s]) for s in seeds}
+        if args.bars and (task, model) in CLEAN_ROWS:
+            kept = {
+                "method": own,
+                "hand-over": {s: base[s] if steps[s] is not None else own[s] for s in seeds},
+                "final pick": {s: picked(own[s], base[s], args.on) for s in seeds},
+            }
+            for rule, records in kept.items():
+                split_errors = {
+                    split: (
+                        {s: error(records[s], split) for s in seeds},
+                        {s: error(base[s], split) for s in seeds},
+                    )
+                    for split in ("selection", "test")
+                }
+                bars[rule].append((task, model, split_errors))
         spread = [v for v in reference.values() if math.isfinite(v)]
         std = statistics.stdev(spread) if len(spread) > 1 else math.nan
         cells = {name: summary(values, reference) for name, values in columns.items()}
@@ -146,6 +171,9 @@ def main() -> None:
     for rule, problems in verdict.items():
         outcome = "passes" if not problems else "fails: " + "; ".join(problems)
         print(f"\n{rule}: {outcome} (lower mean than the baseline on {beats[rule]} rows)")
+    for rule, rows in bars.items() if args.bars else ():
+        print(f"\n### {rule}, issue 12's bars (test error; selection beside it)\n")
+        print(report(rows, f"{rule} ({args.method}, on {args.on}) vs {args.baseline}"))
 
 
 if __name__ == "__main__":

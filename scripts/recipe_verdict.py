@@ -56,31 +56,22 @@ def verdict(method: dict, baseline: dict) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folder", default="results/recipe-confirm")
-    parser.add_argument(
-        "--method", default="adalfl_default", help="method key (result folder name)"
-    )
-    parser.add_argument("--root", default=".", help="repository root")
-    args = parser.parse_args()
-    root = Path(args.root)
-    rows, beaten, worse, failed, runs = [], 0, 0, 0, 0
-    for task, model in ROWS:
-        per_split = {}
-        for split in ("selection", "test"):
-            base = errors_by_seed(root, args.folder, "baseline", task, model, split)
-            other = errors_by_seed(root, args.folder, args.method, task, model, split)
-            per_split[split] = verdict(other, base)
-        v, sel = per_split["test"], per_split["selection"]
+def report(rows: list[tuple[str, str, dict]], label: str) -> str:
+    """The bars table and its summary line.
+
+    ``rows``: (task, model, {split: (method, baseline)}) with {seed: final error} for the
+    selection and test splits."""
+    lines, beaten, worse, failed, runs = [], 0, 0, 0, 0
+    for task, model, errors in rows:
+        v, sel = verdict(*errors["test"]), verdict(*errors["selection"])
         if not v["seeds"]:
-            rows.append([task, model, "0", "-", "-", "-", "-", "-", "-"])
+            lines.append([task, model, "0", "-", "-", "-", "-", "-", "-"])
             continue
         runs += v["seeds"]
         failed += v["failed"]
         beaten += v["beats"]
         worse += bool(v["clearly_worse"])
-        rows.append([
+        lines.append([
             task, model, str(v["seeds"]), str(v["failed"]),
             f"{sel['mean_diff']:+.4f} (wins {sel['wins']}/{sel['seeds']})",
             f"{v['mean_diff']:+.4f} (wins {v['wins']}/{v['seeds']})",
@@ -90,11 +81,33 @@ def main() -> None:
         ])  # fmt: skip
     header = ["task", "model", "seeds", "failed", "selection Δ", "test Δ", "baseline test std",
               "clearly worse", "beats"]  # fmt: skip
-    print("\n".join(render_table(header, rows, markdown=True, n_left=2)))
-    print(
-        f"\n{args.method} vs baseline in {args.folder}: failed {failed} of {runs} runs; "
-        f"clearly worse on {worse} rows; beats the baseline on {beaten} of {len(ROWS)} rows."
+    table = "\n".join(render_table(header, lines, markdown=True, n_left=2))
+    return table + (
+        f"\n\n{label}: failed {failed} of {runs} runs; clearly worse on {worse} rows; "
+        f"beats the baseline on {beaten} of {len(rows)} rows."
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folder", default="results/recipe-confirm")
+    parser.add_argument(
+        "--method", default="adalfl_default", help="method key (result folder name)"
+    )
+    parser.add_argument("--root", default=".", help="repository root")
+    args = parser.parse_args()
+    root = Path(args.root)
+    rows = []
+    for task, model in ROWS:
+        errors = {
+            split: (
+                errors_by_seed(root, args.folder, args.method, task, model, split),
+                errors_by_seed(root, args.folder, "baseline", task, model, split),
+            )
+            for split in ("selection", "test")
+        }
+        rows.append((task, model, errors))
+    print(report(rows, f"{args.method} vs baseline in {args.folder}"))
 
 
 if __name__ == "__main__":

@@ -78,3 +78,23 @@ def test_the_screen_reads_only_the_seeds_and_the_curve_it_is_told(tmp_path):
     assert "| 0.0300 +0.0100, 0/1 | 600 |" in out  # one seed; on the error it hands over
     out = subprocess.run([*cmd, "--on", "check_loss"], capture_output=True, text=True).stdout
     assert "| 0.0300 +0.0100, 0/1 | — |" in out  # on the loss it never does
+
+
+def test_the_bars_read_test_error_of_the_final_each_rule_keeps(tmp_path):
+    # seed 0 hands over (its test error becomes the baseline's), seed 1 keeps its own
+    for seed, (mine, theirs) in enumerate([(0.30, 0.10), (0.05, 0.20)]):
+        base, own = _record([1, 0.3, 0.3, 0.3, 0.3]), _record([1, 0.4, 0.4, 0.4, 0.2])
+        if seed == 1:
+            own["curve"]["check_error"] = [1, 0.2, 0.2, 0.2, 0.2]
+        base["final"]["test_error"], own["final"]["test_error"] = theirs, mine
+        _write(tmp_path, "baseline_check0.5", seed, base)
+        _write(tmp_path, "adalfl_default_check0.5", seed, own)
+    cmd = [sys.executable, str(SCRIPTS / "handover_screen.py"), "--root", str(tmp_path),
+           "--points", "3"]  # fmt: skip
+    assert "bars" not in subprocess.run(cmd, capture_output=True, text=True).stdout
+    out = subprocess.run([*cmd, "--bars"], capture_output=True, text=True, check=True).stdout
+    method, handover, pick = out.split("### ")[1:]
+    assert "| +0.0250 (wins 1/2) | 0.0707 |" in method  # (+0.20 − 0.15) / 2
+    assert "| -0.0750 (wins 1/2) | 0.0707 |" in handover  # seed 0 is the baseline's: 0, −0.15
+    assert "| +0.0250 (wins 1/2) | 0.0707 |" in pick  # ends lower on check: keeps its own
+    assert "hand-over (adalfl_default_check0.5, on check_error) vs baseline_check0.5" in out
