@@ -188,6 +188,12 @@ def test_a_check_split_is_recorded_beside_the_others_under_a_key_of_its_own(tmp_
     assert len(held.data.val) + len(held.data.check) == len(plain.data.val)
     assert torch.equal(held.data.train.x, plain.data.train.x)  # training is not touched
     assert plain.data.check is None
+    config = RunConfig("diabetes", "adaloss_mlp", "baseline", 0, 5, check_fraction=0.05,
+                       check_from="train")  # fmt: skip
+    assert config.key.startswith("baseline_traincheck0.05")
+    held = prepare_run(config)
+    assert len(held.data.train) + len(held.data.check) == len(plain.data.train)
+    assert torch.equal(held.data.val.x, plain.data.val.x)  # the meta-objective keeps it all
 
 
 def test_a_hand_over_run_ends_on_the_baseline_when_the_twin_stays_ahead(tmp_path, data_dir):

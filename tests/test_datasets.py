@@ -616,9 +616,23 @@ def test_the_check_split_is_carved_out_of_validation_only(loaded, name):
     assert D.hold_out_check(data, 0.0, seed=3) is data and data.check is None
 
 
+@pytest.mark.parametrize("name", ["diabetes", "digits"])
+def test_a_check_split_can_come_from_training_instead(loaded, name):
+    data = loaded(name)
+    carved = D.hold_out_check(data, 0.05, seed=3, source="train")
+    for split in ("val", "selection", "test"):
+        assert getattr(carved, split) is getattr(data, split)
+    assert len(carved.train) + len(carved.check) == len(data.train)
+    assert abs(len(carved.check) - 0.05 * len(data.train)) <= 1
+    kept, held = ({tuple(r) for r in part.x.tolist()} for part in (carved.train, carved.check))
+    assert kept | held == {tuple(r) for r in data.train.x.tolist()} and not kept & held
+    with pytest.raises(ValueError, match="from 'val' or 'train', got 'test'"):
+        D.hold_out_check(data, 0.05, seed=3, source="test")
+
+
 def test_a_check_split_needs_tensor_validation_data():
     images = torch.zeros(20, 3, 8, 8, dtype=torch.uint8)
     split = B.ImageDataset(images, torch.arange(20) % 10, (0.5,) * 3, (0.2,) * 3)
     data = D.Dataset("toy", "classification", 10, (3, 8, 8), split, split, split, split)
-    with pytest.raises(ValueError, match="tensor validation split, got ImageDataset"):
+    with pytest.raises(ValueError, match="tensor val split, got ImageDataset"):
         D.hold_out_check(data, 0.5, seed=0)

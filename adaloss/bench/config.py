@@ -104,7 +104,8 @@ class RunConfig:
     eval_every: int = 0  # 0: steps // 50
     snapshot_every: int = 0  # 0: steps // 10
     label_noise: float = 0.0  # fraction of training targets replaced by noise
-    check_fraction: float = 0.0  # of the validation split, held out of the meta-objective
+    check_fraction: float = 0.0  # of check_from, held out of training and meta-objective
+    check_from: str = "val"  # the split the check split is carved from: "val" or "train"
     data_dir: str | None = None
     device: str = "cpu"
     extra: dict = field(default_factory=dict)
@@ -145,7 +146,8 @@ class RunConfig:
         if offline and self.init_steps != DEFAULT_INIT_STEPS:
             key += f"_init{self.init_steps}"
         if self.check_fraction:
-            key += f"_check{self.check_fraction:g}"
+            key += "_traincheck" if self.check_from == "train" else "_check"
+            key += f"{self.check_fraction:g}"
         return key + self._training_variant()
 
     def _training_variant(self) -> str:
@@ -240,8 +242,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace this fraction of training targets by noise "
                         "(adaloss.bench.datasets.corrupt_training_targets)")  # fmt: skip
     parser.add_argument("--check-fraction", type=_fraction, default=0.0,
-                        help="hold this fraction of the validation split out of the "
-                        "meta-objective as a check split (curve.check_error)")  # fmt: skip
+                        help="hold this fraction of the validation split (or --check-from's) "
+                        "out as a check split (curve.check_error)")  # fmt: skip
+    parser.add_argument("--check-from", choices=("val", "train"), default="val",
+                        help="carve the check split from the validation split or from the "
+                        "training split (every method then trains on less)")  # fmt: skip
     parser.add_argument(
         "--data-dir", default=None, help="data folder (default: $ADALOSS_DATA or ~/.cache/adaloss)"
     )
@@ -297,7 +302,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
             "init_steps",
             "init_meta_lr",
             "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",
-            "label_noise", "check_fraction", "data_dir", "device",
+            "label_noise", "check_fraction", "check_from", "data_dir", "device",
         )
     }  # fmt: skip
     configs = [

@@ -58,7 +58,7 @@ class Dataset:
     val: torch.utils.data.Dataset  # 9%: feeds the meta-objective only
     selection: torch.utils.data.Dataset  # 10%, fixed: seen by no training step; for choices
     test: torch.utils.data.Dataset
-    check: torch.utils.data.Dataset | None = None  # carved from val by hold_out_check
+    check: torch.utils.data.Dataset | None = None  # carved out by hold_out_check
 
 
 def load_dataset(
@@ -118,27 +118,31 @@ def corrupt_training_targets(data: Dataset, fraction: float, seed: int) -> Datas
     return replace(data, train=noisy)
 
 
-def hold_out_check(data: Dataset, fraction: float, seed: int) -> Dataset:
-    """``data`` with a seeded ``fraction`` of its validation split moved to a *check* split.
+def hold_out_check(data: Dataset, fraction: float, seed: int, source: str = "val") -> Dataset:
+    """``data`` with a seeded ``fraction`` of its ``source`` split moved to a *check* split.
 
     Why: a learned loss is fitted to its validation batches, so they cannot say whether the
     model would do better on the task loss alone; examples held out of the meta-objective can
-    (BENCHMARKS.md, "A check split"). Stratified for classification, like the others; the
-    selection and test splits are untouched.
+    (BENCHMARKS.md, "A check split"). ``source`` "val" takes them from the meta-objective's
+    data, "train" from the training data (every method then trains on less, the
+    meta-objective keeps all of validation). Stratified for classification, like the others;
+    the other splits are untouched.
     """
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"the check fraction must be in [0, 1), got {fraction}")
+    if source not in ("val", "train"):
+        raise ValueError(f"a check split comes from 'val' or 'train', got {source!r}")
     if fraction == 0.0:
         return data
-    val = data.val
-    if not isinstance(val, ArrayDataset):
-        raise ValueError(f"a check split needs a tensor validation split, got {type(val).__name__}")
-    labels = val.y.numpy() if data.kind == "classification" else None
-    keep, check = (torch.as_tensor(i) for i in _split(np.arange(len(val)), fraction, seed, labels))
+    part = getattr(data, source)
+    if not isinstance(part, ArrayDataset):
+        raise ValueError(f"a check split needs a tensor {source} split, got {type(part).__name__}")
+    labels = part.y.numpy() if data.kind == "classification" else None
+    keep, check = (torch.as_tensor(i) for i in _split(np.arange(len(part)), fraction, seed, labels))
     return replace(
         data,
-        val=ArrayDataset(val.x[keep], val.y[keep]),
-        check=ArrayDataset(val.x[check], val.y[check]),
+        **{source: ArrayDataset(part.x[keep], part.y[keep])},
+        check=ArrayDataset(part.x[check], part.y[check]),
     )
 
 

@@ -111,7 +111,7 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
     device = torch.device(config.device)
     data = load_dataset(config.task, config.data_dir, seed=config.seed)
     data = corrupt_training_targets(data, config.label_noise, config.seed)
-    data = hold_out_check(data, config.check_fraction, 50_000 + config.seed)
+    data = hold_out_check(data, config.check_fraction, 50_000 + config.seed, config.check_from)
     task = (
         adaloss.Regression(data.num_outputs)
         if data.kind == "regression"
