@@ -126,27 +126,22 @@ def main() -> None:
         if not seeds:
             continue
         steps = {s: handover_step(own[s], base[s], args.points, args.on) for s in seeds}
-        columns = {
-            "method": {s: error(own[s]) for s in seeds},
-            "hand-over": {s: error(base[s] if steps[s] is not None else own[s]) for s in seeds},
-            "final pick": {s: error(picked(own[s], base[s], args.on)) for s in seeds},
+        kept = {  # the final model each rule keeps, by seed
+            "method": own,
+            "hand-over": {s: base[s] if steps[s] is not None else own[s] for s in seeds},
+            "final pick": {s: picked(own[s], base[s], args.on) for s in seeds},
         }
+        columns = {rule: {s: error(records[s]) for s in seeds} for rule, records in kept.items()}
         reference = {s: error(base[s]) for s in seeds}
-        if args.bars and (task, model) in CLEAN_ROWS:
-            kept = {
-                "method": own,
-                "hand-over": {s: base[s] if steps[s] is not None else own[s] for s in seeds},
-                "final pick": {s: picked(own[s], base[s], args.on) for s in seeds},
+        for rule, records in kept.items() if args.bars and (task, model) in CLEAN_ROWS else ():
+            split_errors = {
+                split: (
+                    {s: error(records[s], split) for s in seeds},
+                    {s: error(base[s], split) for s in seeds},
+                )
+                for split in ("selection", "test")
             }
-            for rule, records in kept.items():
-                split_errors = {
-                    split: (
-                        {s: error(records[s], split) for s in seeds},
-                        {s: error(base[s], split) for s in seeds},
-                    )
-                    for split in ("selection", "test")
-                }
-                bars[rule].append((task, model, split_errors))
+            bars[rule].append((task, model, split_errors))
         spread = [v for v in reference.values() if math.isfinite(v)]
         std = statistics.stdev(spread) if len(spread) > 1 else math.nan
         cells = {name: summary(values, reference) for name, values in columns.items()}
