@@ -1,4 +1,5 @@
-"""The README's examples run: the quick-start loop, the `make demo` script, the MNIST port."""
+"""The README's examples run: the quick-start loop, the hand-over, the `make demo` script,
+the MNIST port."""
 
 from __future__ import annotations
 
@@ -22,6 +23,22 @@ def test_quickstart_trains(capsys):
     out = capsys.readouterr().out
     assert "epoch 3: learned loss" in out and "test error rate" in out
     assert error < 0.3  # 10 classes: chance is 0.9
+
+
+def test_handover_example_checks_and_hands_over_once(capsys):
+    """examples/handover.py: a check every epoch; once handed over, the model trains plain."""
+    error, handed_over_at = load("handover").main(["--epochs", "5", "--handover", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert len(epochs) == 5 and error < 0.5
+    marks = [i for i, line in enumerate(epochs) if line.endswith("-> handed over")]
+    if handed_over_at is None:  # the learned loss never fell behind at a check
+        assert marks == [] and all("plain-trained twin" in line for line in epochs)
+    else:
+        assert len(marks) <= 1  # at a check, or (marks == []) by finish() at the end
+        after = epochs[marks[0] + 1 :] if marks else []
+        assert all(line.endswith("(plain training since the hand-over)") for line in after)
+    assert lines[-1].startswith(f"handed over at step {handed_over_at}; test error rate")
 
 
 @pytest.mark.slow
