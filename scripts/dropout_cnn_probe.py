@@ -1,0 +1,118 @@
+"""The issue-12 user's case, on data we have: a small CNN with dropout, SGD with momentum,
+the README's quick start with every default — does it train as well as plain training,
+and how long before the first step?
+
+Digits (8×8 images, the benchmark's four-way split), a two-convolution network with
+dropout 0.25 and 0.5, SGD lr 0.05 momentum 0.9 (the quick start's), batch 64. Per seed, one
+θ_0 and one batch order for every method:
+- plain: cross-entropy, `loss.backward(); optimizer.step()`;
+- quick start: `MetaLossOptimizer(model, optimizer, Classification(10))`, `initialize()`,
+  `step(x, y, x_val, y_val)` on the whole validation split;
+- hand-over: `guard=8, handover=5` (the README's best configuration measured), half of the
+  validation split held out as the check split, `check` every 200 steps, `finish` at the end.
+A report, not a choice: nothing here is tuned, and nothing is chosen from it.
+
+    python scripts/dropout_cnn_probe.py --first-seed 0 --seeds 5 --steps 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch import nn
+
+import adaloss
+from adaloss.bench.batching import batches, full_batch
+from adaloss.bench.datasets import hold_out_check, load_dataset
+
+CHECK_EVERY = 200
+
+
+def dropout_cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 8, 8)),
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Dropout(0.25), nn.Flatten(),
+        nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(64, 10),
+    )  # fmt: skip
+
+
+@torch.no_grad()
+def error(model: nn.Module, ds) -> float:
+    model.eval()
+    x, y = full_batch(ds)
+    value = float((model(x).argmax(1) != y).float().mean())
+    model.train()
+    return value
+
+
+def run(method: str, seed: int, steps: int) -> dict:
+    data = load_dataset("digits", seed=seed)
+    if method == "hand-over":
+        data = hold_out_check(data, 0.5, 50_000 + seed)
+    torch.manual_seed(seed)
+    model = dropout_cnn()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    train = batches(data.train, 64, seed)
+    started = time.perf_counter()
+    if method == "plain":
+        init_s = 0.0
+        torch.manual_seed(seed + 1)  # dropout masks
+        for _ in range(steps):
+            x, y = next(train)
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        handed_over_at = None
+    else:
+        options = {"guard": 8.0, "handover": 5} if method == "hand-over" else {}
+        opt = adaloss.MetaLossOptimizer(model, optimizer, adaloss.Classification(10), **options)
+        opt.initialize(batches(data.train, 64, seed + 10_000))
+        init_s = time.perf_counter() - started
+        torch.manual_seed(seed + 1)
+        val = batches(data.val, 64, seed + 20_000)
+        check = full_batch(data.check) if data.check is not None else None
+        for step in range(1, steps + 1):
+            x, y = next(train)
+            opt.step(x, y, *next(val))
+            if check is not None and step % CHECK_EVERY == 0:
+                opt.check(*check)
+        if check is not None:
+            opt.finish(*check)
+        handed_over_at = getattr(opt, "handed_over_at", None)
+    return {
+        "method": method,
+        "seed": seed,
+        "init_s": init_s,
+        "wall_s": time.perf_counter() - started,
+        "selection": error(model, data.selection),
+        "test": error(model, data.test),
+        "handed_over_at": handed_over_at,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=2000)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print("| method | seed | before step 1 (s) | total (s) | selection error | test error | hand-over at |")
+    print("|---|--:|--:|--:|--:|--:|--:|")
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for method in ("plain", "quick start", "hand-over"):
+            r = run(method, seed, args.steps)
+            print(
+                f"| {r['method']} | {seed} | {r['init_s']:.1f} | {r['wall_s']:.1f} | "
+                f"{r['selection']:.4f} | {r['test']:.4f} | {r['handed_over_at'] or '—'} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
