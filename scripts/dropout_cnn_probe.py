@@ -102,7 +102,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print("| method | seed | before step 1 (s) | total (s) | selection error | test error | hand-over at |")
+    print(
+        "| method | seed | before step 1 (s) | total (s) | selection error | test error "
+        "| hand-over at |"
+    )
     print("|---|--:|--:|--:|--:|--:|--:|")
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for method in ("plain", "quick start", "hand-over"):
