@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import dropout_cnn_probe  # noqa: E402
 
 
-def test_methods_start_from_one_model_and_only_the_hand_over_checks():
+def test_methods_start_from_the_seeds_model():
     runs = {
         m: dropout_cnn_probe.run(m, seed=1, steps=0) for m in ("plain", "quick start", "hand-over")
     }
