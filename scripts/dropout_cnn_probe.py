@@ -12,13 +12,16 @@ dropout 0.25 and 0.5, SGD lr 0.05 momentum 0.9 (the quick start's), batch 64. Pe
   validation split held out as the check split, `check` every 200 steps, `finish` at the end.
 A report, not a choice: nothing here is tuned, and nothing is chosen from it.
 
-    python scripts/dropout_cnn_probe.py --first-seed 0 --seeds 5 --steps 2000
+    python scripts/dropout_cnn_probe.py --first-seed 0 --seeds 5 --steps 2000 > F.md
+    python scripts/dropout_cnn_probe.py --summarize results/dropout-cnn   (the *.md tables, paired)
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -95,12 +98,42 @@ def run(method: str, seed: int, steps: int) -> dict:
     }
 
 
+def summarize(folder: Path) -> None:
+    """Pair every method with plain training on the seeds of the tables in ``folder``."""
+    runs: dict[str, dict[int, list[float]]] = {}
+    for table in sorted(folder.glob("*.md")):
+        for line in table.read_text().splitlines():
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if len(cells) == 7 and cells[1].isdigit():
+                runs.setdefault(cells[0], {})[int(cells[1])] = [float(c) for c in cells[2:6]]
+    plain = runs.pop("plain")
+    seeds = sorted(plain)
+    print(f"{len(seeds)} seeds; each method: before step 1, whole run, paired differences")
+    means = [statistics.mean(plain[s][k] for s in seeds) for k in range(4)]
+    spread = [statistics.stdev(plain[s][k] for s in seeds) for k in (2, 3)]
+    print(f"plain: {means[1]:.1f} s, selection {means[2]:.4f} (std {spread[0]:.4f}), "
+          f"test {means[3]:.4f} (std {spread[1]:.4f})")  # fmt: skip
+    for method, by_seed in runs.items():
+        parts = [f"{statistics.mean(by_seed[s][k] for s in seeds):.2f} s" for k in (0, 1)]
+        for k, name in ((2, "selection"), (3, "test")):
+            diffs = [by_seed[s][k] - plain[s][k] for s in seeds]
+            wins, losses = sum(d < 0 for d in diffs), sum(d > 0 for d in diffs)
+            parts.append(f"{name} {statistics.mean(diffs):+.4f} ({wins} wins / {losses} losses)")
+        print(f"{method}: " + ", ".join(parts))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument(
+        "--summarize", type=Path, help="pair the tables in this folder, run nothing"
+    )
     args = parser.parse_args()
+    if args.summarize is not None:
+        summarize(args.summarize)
+        return
     torch.set_num_threads(1)
     print(
         "| method | seed | before step 1 (s) | total (s) | selection error | test error "

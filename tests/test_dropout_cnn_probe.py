@@ -21,3 +21,25 @@ def test_methods_start_from_the_seeds_model():
         runs["plain"]["selection"],
         runs["plain"]["test"],
     )
+
+
+def test_summary_pairs_each_method_with_plain_on_the_same_seed(tmp_path, capsys):
+    header = (
+        "| method | seed | before step 1 (s) | total (s) | selection error | test error | x |\n"
+    )
+    (tmp_path / "a.md").write_text(
+        header + "|---|--:|--:|--:|--:|--:|--:|\n"
+        "| plain | 0 | 0.0 | 5.0 | 0.0200 | 0.0100 | — |\n"
+        "| quick start | 0 | 0.3 | 20.0 | 0.0100 | 0.0300 | — |\n"
+    )
+    (tmp_path / "b.md").write_text(
+        header + "| plain | 1 | 0.0 | 7.0 | 0.0400 | 0.0300 | — |\n"
+        "| quick start | 1 | 0.5 | 30.0 | 0.0400 | 0.0200 | 2000 |\n"
+    )
+    dropout_cnn_probe.summarize(tmp_path)
+    out = capsys.readouterr().out
+    assert "plain: 6.0 s, selection 0.0300 (std 0.0141), test 0.0200 (std 0.0141)" in out
+    assert (
+        "quick start: 0.40 s, 25.00 s, selection -0.0050 (1 wins / 0 losses), "
+        "test +0.0050 (1 wins / 1 losses)" in out
+    )
