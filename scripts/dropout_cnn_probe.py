@@ -14,6 +14,7 @@ A report, not a choice: nothing here is tuned, and nothing is chosen from it.
 
     python scripts/dropout_cnn_probe.py --first-seed 0 --seeds 5 --steps 2000 > F.md
     python scripts/dropout_cnn_probe.py --summarize results/dropout-cnn   (the *.md tables, paired)
+    python scripts/dropout_cnn_probe.py --checks --seeds 10   (what the hand-over's checks saw)
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def run(method: str, seed: int, steps: int) -> dict:
     model = dropout_cnn()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     train = batches(data.train, 64, seed)
+    checks: list[tuple[int, int | None]] = []  # wrong check examples: the model's, the twin's
     started = time.perf_counter()
     if method == "plain":
         init_s = 0.0
@@ -83,9 +85,9 @@ def run(method: str, seed: int, steps: int) -> dict:
             x, y = next(train)
             opt.step(x, y, *next(val))
             if check is not None and step % CHECK_EVERY == 0:
-                opt.check(*check)
+                checks.append(wrong(opt.check(*check), len(check[1])))
         if check is not None:
-            opt.finish(*check)
+            checks.append(wrong(opt.finish(*check), len(check[1])))
         handed_over_at = getattr(opt, "handed_over_at", None)
     return {
         "method": method,
@@ -95,7 +97,14 @@ def run(method: str, seed: int, steps: int) -> dict:
         "selection": error(model, data.selection),
         "test": error(model, data.test),
         "handed_over_at": handed_over_at,
+        "checks": checks,
     }
+
+
+def wrong(checked, n: int) -> tuple[int, int | None]:
+    """A ``CheckResult``'s error rates as counts of wrong check examples."""
+    twin = None if checked.twin_error is None else round(float(checked.twin_error) * n)
+    return round(float(checked.model_error) * n), twin
 
 
 def summarize(folder: Path) -> None:
@@ -130,11 +139,20 @@ def main() -> None:
     parser.add_argument(
         "--summarize", type=Path, help="pair the tables in this folder, run nothing"
     )
+    parser.add_argument(
+        "--checks", action="store_true", help="the hand-over only: what each check saw"
+    )
     args = parser.parse_args()
     if args.summarize is not None:
         summarize(args.summarize)
         return
     torch.set_num_threads(1)
+    if args.checks:  # wrong check examples, model/twin, at each check and at finish
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            r = run("hand-over", seed, args.steps)
+            seen = " ".join(f"{m}/{'—' if t is None else t}" for m, t in r["checks"])
+            print(f"seed {seed}: {seen}; handed over at {r['handed_over_at']}", flush=True)
+        return
     print(
         "| method | seed | before step 1 (s) | total (s) | selection error | test error "
         "| hand-over at |"
