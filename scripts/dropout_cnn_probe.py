@@ -88,7 +88,7 @@ def run(method: str, seed: int, steps: int) -> dict:
                 checks.append(wrong(opt.check(*check), len(check[1])))
         if check is not None:
             checks.append(wrong(opt.finish(*check), len(check[1])))
-        handed_over_at = getattr(opt, "handed_over_at", None)
+        handed_over_at = opt.handed_over_at
     return {
         "method": method,
         "seed": seed,
