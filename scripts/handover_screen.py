@@ -133,15 +133,16 @@ def main() -> None:
         }
         columns = {rule: {s: error(records[s]) for s in seeds} for rule, records in kept.items()}
         reference = {s: error(base[s]) for s in seeds}
-        for rule, records in kept.items() if args.bars and (task, model) in CLEAN_ROWS else ():
-            split_errors = {
-                split: (
-                    {s: error(records[s], split) for s in seeds},
-                    {s: error(base[s], split) for s in seeds},
-                )
-                for split in ("selection", "test")
-            }
-            bars[rule].append((task, model, split_errors))
+        if args.bars and (task, model) in CLEAN_ROWS:
+            for rule, records in kept.items():
+                split_errors = {
+                    split: (
+                        {s: error(records[s], split) for s in seeds},
+                        {s: error(base[s], split) for s in seeds},
+                    )
+                    for split in ("selection", "test")
+                }
+                bars[rule].append((task, model, split_errors))
         spread = [v for v in reference.values() if math.isfinite(v)]
         std = statistics.stdev(spread) if len(spread) > 1 else math.nan
         cells = {name: summary(values, reference) for name, values in columns.items()}
