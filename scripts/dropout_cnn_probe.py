@@ -30,8 +30,10 @@ from torch import nn
 import adaloss
 from adaloss.bench.batching import batches, full_batch
 from adaloss.bench.datasets import hold_out_check, load_dataset
+from adaloss.bench.runner import evaluate_error
 
 CHECK_EVERY = 200
+TASK = adaloss.Classification(10)
 
 
 def dropout_cnn() -> nn.Module:
@@ -43,15 +45,6 @@ def dropout_cnn() -> nn.Module:
         nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Dropout(0.5),
         nn.Linear(64, 10),
     )  # fmt: skip
-
-
-@torch.no_grad()
-def error(model: nn.Module, ds) -> float:
-    model.eval()
-    x, y = full_batch(ds)
-    value = float((model(x).argmax(1) != y).float().mean())
-    model.train()
-    return value
 
 
 def run(method: str, seed: int, steps: int) -> dict:
@@ -75,7 +68,7 @@ def run(method: str, seed: int, steps: int) -> dict:
         handed_over_at = None
     else:
         options = {"guard": 8.0, "handover": 5} if method == "hand-over" else {}
-        opt = adaloss.MetaLossOptimizer(model, optimizer, adaloss.Classification(10), **options)
+        opt = adaloss.MetaLossOptimizer(model, optimizer, TASK, **options)
         opt.initialize(batches(data.train, 64, seed + 10_000))
         init_s = time.perf_counter() - started
         torch.manual_seed(seed + 1)
@@ -94,8 +87,8 @@ def run(method: str, seed: int, steps: int) -> dict:
         "seed": seed,
         "init_s": init_s,
         "wall_s": time.perf_counter() - started,
-        "selection": error(model, data.selection),
-        "test": error(model, data.test),
+        "selection": evaluate_error(model, TASK, data.selection, None),
+        "test": evaluate_error(model, TASK, data.test, None),
         "handed_over_at": handed_over_at,
         "checks": checks,
     }
