@@ -8,7 +8,12 @@ two rules fixed there before any run, seed by seed, against the baseline run of 
   the baseline's at ``--points`` consecutive points (a non-finite one counts as above), the
   run becomes the baseline run (same θ_0 and batches: a hand-over's model *is* the baseline's
   from there on), so its final is the baseline's;
-- *final pick*: whichever final model has the lower check error (ties: the method's).
+- *final pick*: whichever final model has the lower check error (ties: the method's);
+- *both*: the hand-over, then the final pick if it never handed over (what a user who calls
+  ``check`` at every evaluation and ``finish`` at the end gets, as examples/handover.py does).
+
+``--ties plain`` makes a tie count against the method in every rule: the learned loss's
+model is kept only while it is strictly ahead on the check split.
 
 Prints final selection error per row (mean over non-failed seeds, paired difference from
 the baseline, wins), the hand-over steps, and the pre-registered verdict of each rule. No
@@ -19,6 +24,7 @@ the end of a measurement (``scripts/recipe_verdict.py``'s, test error with selec
     python scripts/handover_screen.py                              # the default recipe
     python scripts/handover_screen.py --method metalr_check0.5     # Meta-LR
     python scripts/handover_screen.py --on check_loss --seeds 3-9  # the task loss decides
+    python scripts/handover_screen.py --ties plain                 # a tie favours plain training
     python scripts/handover_screen.py --bars                       # test error: once, at the end
 """
 
@@ -48,10 +54,19 @@ ROWS = [
 ]
 
 
-def handover_step(own: dict, base: dict, points: int, on: str = "check_error") -> int | None:
+def behind(mine: float, theirs: float, ties: str = "model") -> bool:
+    """Whether the method's check value counts against it: above the baseline's, NaN (a
+    diverged run) or, with ``ties="plain"``, equal to it (the learned loss must be ahead)."""
+    return not mine < theirs if ties == "plain" else not mine <= theirs
+
+
+def handover_step(
+    own: dict, base: dict, points: int, on: str = "check_error", ties: str = "model"
+) -> int | None:
     """The step at which ``own`` hands over to ``base``, or None if it never does.
 
-    A run that stopped early (diverged) counts as above at every point it did not reach."""
+    A run that stopped early (diverged) counts as above at every point it did not reach.
+    Step 0 is not a check (both models are θ_0 there; the library first checks after a step)."""
     steps, theirs = base["curve"]["step"], base["curve"][on]
     mine = own["curve"][on]
     if steps[: len(own["curve"]["step"])] != own["curve"]["step"]:
@@ -59,15 +74,18 @@ def handover_step(own: dict, base: dict, points: int, on: str = "check_error") -
     mine = mine + [math.nan] * (len(steps) - len(mine))
     above = 0
     for step, a, b in zip(steps, mine, theirs, strict=True):
-        above = above + 1 if not a <= b else 0  # NaN (a diverged run) counts as above
+        if step == 0:
+            continue
+        above = above + 1 if behind(a, b, ties) else 0
         if above >= points:
             return step
     return None
 
 
-def picked(own: dict, base: dict, on: str = "check_error") -> dict:
-    """The final model with the lower check error (ties keep the method's)."""
-    return own if own["curve"][on][-1] <= base["curve"][on][-1] else base
+def picked(own: dict, base: dict, on: str = "check_error", ties: str = "model") -> dict:
+    """The final model with the lower check error (ties: the method's, or with
+    ``ties="plain"`` the baseline's)."""
+    return base if behind(own["curve"][on][-1], base["curve"][on][-1], ties) else own
 
 
 def error(record: dict, split: str = "selection") -> float:
@@ -101,6 +119,12 @@ def main() -> None:
         choices=["check_error", "check_loss"],
         help="compare the check split's error (pre-registered) or task loss",
     )
+    parser.add_argument(
+        "--ties",
+        default="model",
+        choices=["model", "plain"],
+        help="who a tie favours: the method (pre-registered in session 15) or the baseline",
+    )
     parser.add_argument("--seeds", default=None, help="only these seeds, e.g. 3-9")
     parser.add_argument("--root", default=".", help="repository root")
     parser.add_argument(
@@ -111,11 +135,12 @@ def main() -> None:
     if args.seeds:
         first, _, last = args.seeds.partition("-")
         wanted = set(range(int(first), int(last or first) + 1))
-    print("| row | baseline | method | hand-over | final pick | hand-over at (by seed) |")
-    print("|---|--:|--:|--:|--:|--:|")
-    verdict = {"hand-over": [], "final pick": []}
-    beats = {"hand-over": 0, "final pick": 0}
-    bars: dict[str, list] = {"method": [], "hand-over": [], "final pick": []}
+    rules = ["hand-over", "final pick", "both"]
+    print(f"| row | baseline | method | {' | '.join(rules)} | hand-over at (by seed) |")
+    print("|---|--:|--:|--:|--:|--:|--:|")
+    verdict: dict[str, list] = {rule: [] for rule in rules}
+    beats = dict.fromkeys(rules, 0)
+    bars: dict[str, list] = {rule: [] for rule in ["method", *rules]}
     for task, model in ROWS:
         row = Path(args.root) / args.folder / task / model
         if not (row / args.method).is_dir() or not (row / args.baseline).is_dir():
@@ -125,11 +150,13 @@ def main() -> None:
         seeds = sorted(set(own) & set(base) & (wanted or set(own)))
         if not seeds:
             continue
-        steps = {s: handover_step(own[s], base[s], args.points, args.on) for s in seeds}
+        steps = {s: handover_step(own[s], base[s], args.points, args.on, args.ties) for s in seeds}
+        pick = {s: picked(own[s], base[s], args.on, args.ties) for s in seeds}
         kept = {  # the final model each rule keeps, by seed
             "method": own,
             "hand-over": {s: base[s] if steps[s] is not None else own[s] for s in seeds},
-            "final pick": {s: picked(own[s], base[s], args.on) for s in seeds},
+            "final pick": pick,
+            "both": {s: base[s] if steps[s] is not None else pick[s] for s in seeds},
         }
         columns = {rule: {s: error(records[s]) for s in seeds} for rule, records in kept.items()}
         reference = {s: error(base[s]) for s in seeds}
@@ -149,7 +176,7 @@ def main() -> None:
         at = " / ".join("—" if steps[s] is None else f"{steps[s]:,}" for s in seeds)
         print(
             f"| {task} {model} | {statistics.fmean(spread):.4f} | {cells['method'][0]} | "
-            f"{cells['hand-over'][0]} | {cells['final pick'][0]} | {at} |"
+            f"{' | '.join(cells[rule][0] for rule in rules)} | {at} |"
         )
         gain = cells["method"][1]
         for rule in verdict:
@@ -169,7 +196,8 @@ def main() -> None:
         print(f"\n{rule}: {outcome} (lower mean than the baseline on {beats[rule]} rows)")
     for rule, rows in bars.items() if args.bars else ():
         print(f"\n### {rule}, issue 12's bars (test error; selection beside it)\n")
-        print(report(rows, f"{rule} ({args.method}, on {args.on}) vs {args.baseline}"))
+        label = f"{rule} ({args.method}, on {args.on}, ties: {args.ties}) vs {args.baseline}"
+        print(report(rows, label))
 
 
 if __name__ == "__main__":

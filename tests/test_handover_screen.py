@@ -42,6 +42,18 @@ def test_the_final_pick_keeps_the_lower_check_error_and_the_method_on_ties():
     assert picked(_record([1, 0.4]), base)["final"]["check_error"] == 0.4
 
 
+def test_with_ties_to_plain_the_method_must_be_strictly_ahead():
+    base = _record([1, 0.5, 0.4, 0.3, 0.3])
+    level = _record([1, 0.5, 0.4, 0.3, 0.3])  # ties all along, step 0 included
+    assert handover_step(level, base, 3) is None
+    assert handover_step(level, base, 3, ties="plain") == 600  # step 0 is not a check
+    assert handover_step(level, base, 4, ties="plain") == 800
+    assert handover_step(_record([1, 0.5, 0.3, 0.3, 0.3]), base, 3, ties="plain") is None
+    assert picked(level, base, ties="plain") is base and picked(level, base) is level
+    ahead = _record([1, 0.2])
+    assert picked(ahead, base, ties="plain") is ahead
+
+
 def _write(root: Path, key: str, seed: int, record: dict) -> None:
     path = root / "results/check-screen/diabetes/adaloss_mlp" / key / f"seed{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,9 +72,10 @@ def test_the_screen_applies_both_rules_and_the_verdict(tmp_path):
            "--points", "3"]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     row = "| diabetes adaloss_mlp | 0.0210 | 0.0250 +0.0040, 1/2 | 0.0200 -0.0010, 1/2 | "
-    assert row + "0.0250 +0.0040, 1/2 | 600 / — |" in out
+    assert row + "0.0250 +0.0040, 1/2 | 0.0200 -0.0010, 1/2 | 600 / — |" in out
     assert "hand-over: passes (lower mean than the baseline on 1 rows)" in out
     assert "final pick: fails: diabetes adaloss_mlp: clearly worse (+0.0040 > std 0.0014)" in out
+    assert "both: passes (lower mean than the baseline on 1 rows)" in out
 
 
 def test_the_screen_reads_only_the_seeds_and_the_curve_it_is_told(tmp_path):
@@ -75,9 +88,9 @@ def test_the_screen_reads_only_the_seeds_and_the_curve_it_is_told(tmp_path):
     cmd = [sys.executable, str(SCRIPTS / "handover_screen.py"), "--root", str(tmp_path),
            "--points", "3", "--seeds", "1-1"]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    assert "| 0.0300 +0.0100, 0/1 | 600 |" in out  # one seed; on the error it hands over
+    assert "| 0.0300 +0.0100, 0/1 | 0.0200 +0.0000, 0/1 | 600 |" in out  # hands over on error
     out = subprocess.run([*cmd, "--on", "check_loss"], capture_output=True, text=True).stdout
-    assert "| 0.0300 +0.0100, 0/1 | — |" in out  # on the loss it never does
+    assert "| 0.0300 +0.0100, 0/1 | — |" in out  # on the loss it never does: all keep it
 
 
 def test_the_bars_read_test_error_of_the_final_each_rule_keeps(tmp_path):
@@ -93,8 +106,10 @@ def test_the_bars_read_test_error_of_the_final_each_rule_keeps(tmp_path):
            "--points", "3"]  # fmt: skip
     assert "bars" not in subprocess.run(cmd, capture_output=True, text=True).stdout
     out = subprocess.run([*cmd, "--bars"], capture_output=True, text=True, check=True).stdout
-    method, handover, pick = out.split("### ")[1:]
+    method, handover, pick, both = out.split("### ")[1:]
     assert "| +0.0250 (wins 1/2) | 0.0707 |" in method  # (+0.20 − 0.15) / 2
     assert "| -0.0750 (wins 1/2) | 0.0707 |" in handover  # seed 0 is the baseline's: 0, −0.15
     assert "| +0.0250 (wins 1/2) | 0.0707 |" in pick  # ends lower on check: keeps its own
-    assert "hand-over (adalfl_default_check0.5, on check_error) vs baseline_check0.5" in out
+    assert "| -0.0750 (wins 1/2) | 0.0707 |" in both  # the hand-over's, then the pick's
+    label = "hand-over (adalfl_default_check0.5, on check_error, ties: model) vs baseline_check0.5"
+    assert label in out
