@@ -116,8 +116,8 @@ def main() -> None:
     parser.add_argument(
         "--on",
         default="check_error",
-        choices=["check_error", "check_loss"],
-        help="compare the check split's error (pre-registered) or task loss",
+        choices=["check_error", "check_loss", "val_error"],
+        help="compare the check split's error (pre-registered) or task loss, or validation error",
     )
     parser.add_argument(
         "--ties",
