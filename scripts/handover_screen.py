@@ -138,8 +138,8 @@ def main() -> None:
     rules = ["hand-over", "final pick", "both"]
     print(f"| row | baseline | method | {' | '.join(rules)} | hand-over at (by seed) |")
     print("|---|--:|--:|--:|--:|--:|--:|")
-    verdict: dict[str, list] = {rule: [] for rule in rules}
-    beats = dict.fromkeys(rules, 0)
+    verdict: dict[str, list] = {rule: [] for rule in ["method", *rules]}  # the method alone too
+    beats = dict.fromkeys(verdict, 0)
     bars: dict[str, list] = {rule: [] for rule in ["method", *rules]}
     for task, model in ROWS:
         row = Path(args.root) / args.folder / task / model
