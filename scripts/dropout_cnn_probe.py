@@ -9,12 +9,15 @@ dropout 0.25 and 0.5, SGD lr 0.05 momentum 0.9 (the quick start's), batch 64. Pe
 - quick start: `MetaLossOptimizer(model, optimizer, Classification(10))`, `initialize()`,
   `step(x, y, x_val, y_val)` on the whole validation split;
 - hand-over: `guard=8, handover=5` (the README's best configuration measured), half of the
-  validation split held out as the check split, `check` every 200 steps, `finish` at the end.
+  validation split held out as the check split, `check` every 200 steps, `finish` at the end;
+- hand-over, no finish: the same without `finish` (what examples/handover.py does now);
+- hand-over, κ 2: the same at the default guard (`handover=5` only), no `finish`.
 A report, not a choice: nothing here is tuned, and nothing is chosen from it.
 
     python scripts/dropout_cnn_probe.py --first-seed 0 --seeds 5 --steps 2000 > F.md
     python scripts/dropout_cnn_probe.py --summarize results/dropout-cnn   (the *.md tables, paired)
     python scripts/dropout_cnn_probe.py --checks --seeds 10   (what the hand-over's checks saw)
+    python scripts/dropout_cnn_probe.py --methods "hand-over, no finish" --seeds 5   (some only)
 """
 
 from __future__ import annotations
@@ -34,6 +37,13 @@ from adaloss.bench.runner import evaluate_error
 
 CHECK_EVERY = 200
 TASK = adaloss.Classification(10)
+# MetaLossOptimizer's options and whether ``finish`` ends the run, by method (plain: none)
+METHODS = {
+    "quick start": ({}, False),
+    "hand-over": ({"guard": 8.0, "handover": 5}, True),
+    "hand-over, no finish": ({"guard": 8.0, "handover": 5}, False),
+    "hand-over, κ 2": ({"handover": 5}, False),
+}
 
 
 def dropout_cnn() -> nn.Module:
@@ -49,7 +59,7 @@ def dropout_cnn() -> nn.Module:
 
 def run(method: str, seed: int, steps: int) -> dict:
     data = load_dataset("digits", seed=seed)
-    if method == "hand-over":
+    if method.startswith("hand-over"):
         data = hold_out_check(data, 0.5, 50_000 + seed)
     torch.manual_seed(seed)
     model = dropout_cnn()
@@ -67,7 +77,7 @@ def run(method: str, seed: int, steps: int) -> dict:
             optimizer.step()
         handed_over_at = None
     else:
-        options = {"guard": 8.0, "handover": 5} if method == "hand-over" else {}
+        options, finish = METHODS[method]
         opt = adaloss.MetaLossOptimizer(model, optimizer, TASK, **options)
         opt.initialize(batches(data.train, 64, seed + 10_000))
         init_s = time.perf_counter() - started
@@ -79,7 +89,7 @@ def run(method: str, seed: int, steps: int) -> dict:
             opt.step(x, y, *next(val))
             if check is not None and step % CHECK_EVERY == 0:
                 checks.append(wrong(opt.check(*check), len(check[1])))
-        if check is not None:
+        if finish:
             checks.append(wrong(opt.finish(*check), len(check[1])))
         handed_over_at = opt.handed_over_at
     return {
@@ -130,6 +140,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument(
+        "--methods",
+        default="plain; quick start; hand-over",
+        help="which methods, separated by ; (default: the session-17 three)",
+    )
+    parser.add_argument(
         "--summarize", type=Path, help="pair the tables in this folder, run nothing"
     )
     parser.add_argument(
@@ -139,6 +154,10 @@ def main() -> None:
     if args.summarize is not None:
         summarize(args.summarize)
         return
+    methods = [m.strip() for m in args.methods.split(";")]
+    unknown = [m for m in methods if m != "plain" and m not in METHODS]
+    if unknown:
+        parser.error(f"unknown methods {unknown}; known: plain, {', '.join(METHODS)}")
     torch.set_num_threads(1)
     if args.checks:  # wrong check examples, model/twin, at each check and at finish
         for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -152,7 +171,7 @@ def main() -> None:
     )
     print("|---|--:|--:|--:|--:|--:|--:|")
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        for method in ("plain", "quick start", "hand-over"):
+        for method in methods:
             r = run(method, seed, args.steps)
             print(
                 f"| {r['method']} | {seed} | {r['init_s']:.1f} | {r['wall_s']:.1f} | "

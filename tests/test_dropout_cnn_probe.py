@@ -11,11 +11,14 @@ import dropout_cnn_probe  # noqa: E402
 
 def test_methods_start_from_the_seeds_model():
     runs = {
-        m: dropout_cnn_probe.run(m, seed=1, steps=0) for m in ("plain", "quick start", "hand-over")
+        m: dropout_cnn_probe.run(m, seed=1, steps=0)
+        for m in ("plain", *dropout_cnn_probe.METHODS)
     }
     assert len({(r["selection"], r["test"]) for r in runs.values()}) == 1  # the same θ_0
     assert runs["plain"]["init_s"] == 0.0 and runs["quick start"]["init_s"] > 0.0
     assert runs["hand-over"]["handed_over_at"] is None  # a tie at step 0 keeps the model
+    assert len(runs["hand-over"]["checks"]) == 1  # finish's comparison
+    assert runs["hand-over, no finish"]["checks"] == []  # none: no step, no finish
     other_seed = dropout_cnn_probe.run("plain", seed=2, steps=0)
     assert (other_seed["selection"], other_seed["test"]) != (
         runs["plain"]["selection"],
