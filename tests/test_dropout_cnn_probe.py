@@ -11,8 +11,7 @@ import dropout_cnn_probe  # noqa: E402
 
 def test_methods_start_from_the_seeds_model():
     runs = {
-        m: dropout_cnn_probe.run(m, seed=1, steps=0)
-        for m in ("plain", *dropout_cnn_probe.METHODS)
+        m: dropout_cnn_probe.run(m, seed=1, steps=0) for m in ("plain", *dropout_cnn_probe.METHODS)
     }
     assert len({(r["selection"], r["test"]) for r in runs.values()}) == 1  # the same θ_0
     assert runs["plain"]["init_s"] == 0.0 and runs["quick start"]["init_s"] > 0.0
