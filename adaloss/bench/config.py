@@ -40,6 +40,7 @@ AUGMENTED_TASKS = ("cifar10", "cifar100", "svhn")
 #: The learned losses a run can use, by the name ``--loss`` takes.
 LOSSES = {
     "network": adaloss.LossNetwork,
+    "network8": lambda: adaloss.LossNetwork(hidden=(8,)),  # one hidden layer of 8: 33 parameters
     "anchored": lambda: adaloss.LossNetwork(anchored=True),
     "monotone": adaloss.MonotoneLossNetwork,
     "ml3": adaloss.ML3Network,
