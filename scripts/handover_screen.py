@@ -10,10 +10,12 @@ two rules fixed there before any run, seed by seed, against the baseline run of 
   from there on), so its final is the baseline's;
 - *final pick*: whichever final model has the lower check error (ties: the method's);
 - *both*: the hand-over, then the final pick if it never handed over (what a user who calls
-  ``check`` at every evaluation and ``finish`` at the end gets, as examples/handover.py does).
+  ``check`` at every evaluation and ``finish`` at the end gets, as the CNN probe does).
 
 ``--ties plain`` makes a tie count against the method in every rule: the learned loss's
-model is kept only while it is strictly ahead on the check split.
+model is kept only while it is strictly ahead on the check split. ``--on val_error`` judges
+on the validation split instead (runs without a check split, e.g. results/recipe-confirm):
+the split the learned loss is fitted to, which favours it.
 
 Prints final selection error per row (mean over non-failed seeds, paired difference from
 the baseline, wins), the hand-over steps, and the pre-registered verdict of each rule. No
@@ -25,6 +27,8 @@ the end of a measurement (``scripts/recipe_verdict.py``'s, test error with selec
     python scripts/handover_screen.py --method metalr_check0.5     # Meta-LR
     python scripts/handover_screen.py --on check_loss --seeds 3-9  # the task loss decides
     python scripts/handover_screen.py --ties plain                 # a tie favours plain training
+    python scripts/handover_screen.py --folder results/recipe-confirm --baseline baseline \
+        --method adalfl_default --on val_error                     # judged on validation
     python scripts/handover_screen.py --bars                       # test error: once, at the end
 """
 
