@@ -1,0 +1,18 @@
+"""scripts/warm_start_fit.py: the warm start's fit, per learned loss and task."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "warm_start_fit.py"
+
+
+def test_a_taylor_loss_fits_regression_exactly_and_classification_not():
+    cmd = [sys.executable, str(SCRIPT), "--losses", "taylor2", "--seeds", "1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+    name, cells = out.split(": ", 1)
+    regression, classification = (float(c.rsplit(" ", 1)[1]) for c in cells.split("; "))
+    assert name == "taylor2" and regression == 0.0  # it starts at the squared error
+    assert classification > 0.3  # no polynomial in p reproduces cross-entropy's 1/p slope
