@@ -58,8 +58,9 @@ def dropout_cnn() -> nn.Module:
 
 
 def run(method: str, seed: int, steps: int) -> dict:
+    options, finish = METHODS.get(method, ({}, False))  # plain: neither
     data = load_dataset("digits", seed=seed)
-    if method.startswith("hand-over"):
+    if "handover" in options:  # the twin is compared on a check split
         data = hold_out_check(data, 0.5, 50_000 + seed)
     torch.manual_seed(seed)
     model = dropout_cnn()
@@ -77,7 +78,6 @@ def run(method: str, seed: int, steps: int) -> dict:
             optimizer.step()
         handed_over_at = None
     else:
-        options, finish = METHODS[method]
         opt = adaloss.MetaLossOptimizer(model, optimizer, TASK, **options)
         opt.initialize(batches(data.train, 64, seed + 10_000))
         init_s = time.perf_counter() - started
