@@ -144,7 +144,7 @@ def main() -> None:
     print("|---|--:|--:|--:|--:|--:|--:|")
     verdict: dict[str, list] = {rule: [] for rule in ["method", *rules]}  # the method alone too
     beats = dict.fromkeys(verdict, 0)
-    bars: dict[str, list] = {rule: [] for rule in ["method", *rules]}
+    bars: dict[str, list] = {rule: [] for rule in verdict}
     for task, model in ROWS:
         row = Path(args.root) / args.folder / task / model
         if not (row / args.method).is_dir() or not (row / args.baseline).is_dir():
