@@ -59,17 +59,23 @@ def evaluate_error(
 ) -> float:
     """``task.error`` (or ``metric(outputs, targets)``, a batch mean) of ``model`` over ``ds``
     (its first ``limit`` examples), in eval mode."""
-    metric = task.error if metric is None else metric
+    return evaluate_metrics(model, ds, device, [task.error if metric is None else metric], limit)[0]
+
+
+def evaluate_metrics(model: nn.Module, ds, device, metrics, limit: int | None = None) -> list:
+    """Each of ``metrics`` (batch means of ``metric(outputs, targets)``) over ``ds``, from one
+    pass of ``model`` in eval mode: a split read for its error and its loss runs the model once."""
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
+    totals, count = [0.0] * len(metrics), 0
     for x, y in eval_batches(ds, batch_size=1024, device=device):
         if limit is not None and count >= limit:
             break
-        total += float(metric(model(x), y)) * len(x)
+        outputs = model(x)
+        totals = [t + float(m(outputs, y)) * len(x) for t, m in zip(totals, metrics, strict=True)]
         count += len(x)
     model.train(was_training)
-    return total / max(count, 1)
+    return [t / max(count, 1) for t in totals]
 
 
 def _mean_predictor_error(data) -> float:
@@ -211,10 +217,9 @@ def run_one(config: RunConfig, progress: bool = True, states_to: Path | None = N
         curve["selection_error"].append(evaluate_error(model, task, data.selection, device))
         curve["test_error"].append(evaluate_error(model, task, data.test, device))
         if "check_error" in extra_curves:
-            extra_curves["check_error"].append(evaluate_error(model, task, data.check, device))
-            extra_curves["check_loss"].append(
-                evaluate_error(model, task, data.check, device, metric=task.loss)
-            )
+            error, loss = evaluate_metrics(model, data.check, device, [task.error, task.loss])
+            extra_curves["check_error"].append(error)
+            extra_curves["check_loss"].append(loss)
         if "lr" in extra_curves:
             extra_curves["lr"].append(float(opt.lr.detach()))
 
