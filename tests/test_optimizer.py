@@ -392,6 +392,20 @@ def test_non_finite_plain_step_is_rejected_too(mode, culprit):
     assert_unchanged(before, opt)
 
 
+def test_a_run_stuck_on_rejections_is_told_at_1_10_100_skips_not_every_step():
+    """A step rejected over and over (θ blown up) used to print one warning per step."""
+    opt, x, y = _bn_optimizer()
+    opt.loss = BrokenLoss("loss")
+    told = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(120):
+            assert opt.step(x, y).skipped
+        told = [str(w.message) for w in caught if "step rejected" in str(w.message)]
+    assert opt.skipped_steps == 120
+    assert [m.split("(")[1].split(" skipped")[0] for m in told] == ["1", "10", "100"]
+
+
 # -- end to end --------------------------------------------------------------------------
 @pytest.mark.parametrize("engine", ENGINES)
 def test_adalfl_training_reduces_the_task_loss(engine):
