@@ -1,0 +1,181 @@
+"""The README's loop on data sets outside the benchmark rows: plain SGD against the defaults.
+
+    python scripts/outside_data_probe.py                       # every data set, 5 seeds
+    python scripts/outside_data_probe.py --sets wine --seeds 1 --epochs 2
+
+The library is used on data and scripts that are not in this repository, so this trains a
+small MLP the way a user would — SGD with momentum 0.9, batches of 32, the lr a user would
+pick for standardized inputs (0.01; regression on unscaled targets at 1e-3, where plain SGD
+is at the edge of stability, and at 1e-4) — on scikit-learn data sets, none of which any
+choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 and batches per seed:
+
+- *plain*: ``loss.backward(); optimizer.step()`` on the task loss;
+- *default*: ``MetaLossOptimizer(model, optimizer, task)``, ``initialize()``, ``step(x, y,
+  x_val, y_val)`` — the quick start with every default;
+- *hand-over*: the same with ``handover=5``, half of the validation split held out as the
+  check split (``check`` after every epoch) — the README's safest configuration measured.
+
+Plain training does not read the validation split (as in the benchmark rows). Test error is
+the fixed 25 % split's; a run whose test error is not finite, or above 100 × plain training's
+median (blown up while staying finite), is counted as failed. Prints one Markdown row per
+(data set, lr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import statistics
+import time
+import warnings
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import adaloss
+
+METHODS = ("plain", "default", "hand-over")
+
+
+def _load(name: str):
+    """(x, y, task) of one data set; x standardized later, y as the task takes it."""
+    from sklearn import datasets
+
+    if name == "breast_cancer":
+        x, y = datasets.load_breast_cancer(return_X_y=True)
+        return x, y.astype(np.float32), adaloss.BinaryClassification()
+    if name in ("wine", "iris"):
+        x, y = getattr(datasets, f"load_{name}")(return_X_y=True)
+        return x, y, adaloss.Classification(3)
+    if name == "classes20":
+        x, y = datasets.make_classification(
+            3000, 30, n_informative=20, n_classes=20, n_clusters_per_class=1, random_state=0
+        )
+        return x, y, adaloss.Classification(20)
+    if name == "linnerud":  # three targets, standardized
+        x, y = datasets.load_linnerud(return_X_y=True)
+        return x, ((y - y.mean(0)) / y.std(0)).astype(np.float32), adaloss.Regression(3)
+    if name == "unscaled":  # targets as generated: std ≈ 170
+        x, y = datasets.make_regression(800, 20, n_informative=10, noise=20.0, random_state=0)
+        return x, y.astype(np.float32)[:, None], adaloss.Regression(1)
+    raise ValueError(f"unknown data set {name!r}")
+
+
+SETS = {  # name: the lrs a user would try
+    "breast_cancer": (0.01,),
+    "wine": (0.01,),
+    "iris": (0.01,),
+    "classes20": (0.01,),
+    "linnerud": (0.01,),
+    "unscaled": (1e-3, 1e-4),
+}
+
+
+def splits(name: str, seed: int):
+    """Fixed test split (25 %); a seeded 15 % of the rest as validation; the task."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    x, y, task = _load(name)
+    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.25, random_state=0)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=0.15, random_state=seed
+    )
+    scaler = StandardScaler().fit(x_train)
+
+    def tensors(a, b):
+        return torch.tensor(scaler.transform(a), dtype=torch.float32), torch.tensor(b)
+
+    return tensors(x_train, y_train), tensors(x_val, y_val), tensors(x_test, y_test), task
+
+
+def train(name: str, seed: int, method: str, lr: float, epochs: int) -> float:
+    """Test error of one run."""
+    (x_tr, y_tr), (x_val, y_val), (x_te, y_te), task = splits(name, seed)
+    generator = torch.Generator().manual_seed(seed)
+    train_loader = DataLoader(TensorDataset(x_tr, y_tr), 32, shuffle=True, generator=generator)
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(x_tr.shape[1], 64), torch.nn.ReLU(), torch.nn.Linear(64, task.num_outputs)
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    if method == "plain":
+        for _ in range(epochs):
+            for x, y in train_loader:
+                optimizer.zero_grad()
+                task.loss(model(x), y).backward()
+                optimizer.step()
+    else:
+        check = None
+        if method == "hand-over":
+            half = len(x_val) // 2
+            check, (x_val, y_val) = (x_val[:half], y_val[:half]), (x_val[half:], y_val[half:])
+        val_loader = DataLoader(TensorDataset(x_val, y_val), 32, shuffle=True, generator=generator)
+        opt = adaloss.MetaLossOptimizer(
+            model, optimizer, task, **({"handover": 5} if check is not None else {})
+        )
+        opt.initialize(train_loader)
+        for _ in range(epochs):
+            for (x, y), (xv, yv) in zip(train_loader, itertools.cycle(val_loader)):
+                opt.step(x, y, xv, yv)
+            if check is not None:
+                opt.check(*check)
+    with torch.no_grad():
+        return float(task.error(model(x_te), y_te))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=100)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print("| data set | lr | plain | default: Δ (wins / losses), failed | hand-over: Δ "
+          "(wins / losses), failed | seconds |")  # fmt: skip
+    print("|---|--:|--:|--:|--:|--:|")
+    for name in args.sets.split(","):
+        for lr in SETS[name]:
+            started = time.perf_counter()
+            errors = {m: [] for m in METHODS}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # counted below, not printed per step
+                for seed, method in itertools.product(range(args.seeds), METHODS):
+                    errors[method].append(train(name, seed, method, lr, args.epochs))
+            cells = [_plain_cell(errors["plain"])]
+            cells += [_paired_cell(errors[m], errors["plain"]) for m in METHODS[1:]]
+            seconds = time.perf_counter() - started
+            print(f"| {name} | {lr:g} | " + " | ".join(cells) + f" | {seconds:.0f} |", flush=True)
+
+
+def _failed(error: float, plain: list[float]) -> bool:
+    finite = [e for e in plain if math.isfinite(e)]
+    return not math.isfinite(error) or bool(finite) and error > 100 * statistics.median(finite)
+
+
+def _plain_cell(errors: list[float]) -> str:
+    finite = [e for e in errors if not _failed(e, errors)]
+    failed = len(errors) - len(finite)
+    mean = f"{statistics.fmean(finite):.4g}" if finite else "–"
+    return mean + (f", {failed} failed" if failed else "")
+
+
+def _paired_cell(errors: list[float], plain: list[float]) -> str:
+    failed = sum(_failed(e, plain) for e in errors)
+    pairs = [
+        (e, p)
+        for e, p in zip(errors, plain, strict=True)
+        if not _failed(e, plain) and not _failed(p, plain)
+    ]
+    if not pairs:
+        return f"–, {failed} failed"
+    diff = statistics.fmean(e - p for e, p in pairs)
+    wins = sum(e < p for e, p in pairs)
+    losses = sum(e > p for e, p in pairs)
+    return f"{diff:+.4g} ({wins} / {losses})" + (f", {failed} failed" if failed else "")
+
+
+if __name__ == "__main__":
+    main()
