@@ -209,8 +209,9 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         tx.restore_buffers()  # nothing else was written yet
         self.skipped_steps += 1
         scaled = self.scaling.rejected(self._grad_scale, overflow=what in OVERFLOWS)
-        if not scaled and _is_power_of_ten(self.skipped_steps):  # a run stuck on rejections
-            warnings.warn(  # would otherwise print one warning per step
+        told = str(self.skipped_steps).rstrip("0") == "1"  # at 1, 10, 100…: not once per step
+        if not scaled and told:
+            warnings.warn(
                 f"adaloss: step rejected, {what} is not finite; parameters, loss and optimizer "
                 f"states are unchanged ({self.skipped_steps} skipped so far; told again at "
                 f"{10 * self.skipped_steps}, all counted in skipped_steps)",
@@ -442,10 +443,3 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
 
     def _check_state_dict(self, state_dict: dict[str, Any]) -> None:
         check_state_dict(state_dict, self.base_optimizer, self.meta_params, self.meta_optimizer)
-
-
-def _is_power_of_ten(n: int) -> bool:
-    """1, 10, 100, ...: the skipped-step counts at which a rejection is told."""
-    while n >= 10 and n % 10 == 0:
-        n //= 10
-    return n == 1
