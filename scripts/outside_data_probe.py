@@ -2,6 +2,7 @@
 
     python scripts/outside_data_probe.py                       # every data set, 5 seeds
     python scripts/outside_data_probe.py --sets wine --seeds 1 --epochs 2
+    python scripts/outside_data_probe.py --sets unscaled --seeds 30 --methods plain
 
 The library is used on data and scripts that are not in this repository, so this trains a
 small MLP the way a user would — SGD with momentum 0.9, batches of 32, the lr a user would
@@ -131,21 +132,26 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--methods", default=",".join(METHODS), help="plain first")
     args = parser.parse_args()
+    methods = args.methods.split(",")
+    if methods[0] != "plain" or not set(methods) <= set(METHODS):
+        parser.error(f"--methods: plain, then any of {', '.join(METHODS[1:])}")
     torch.set_num_threads(1)
-    print("| data set | lr | plain | default: Δ (wins / losses), failed | hand-over: Δ "
-          "(wins / losses), failed | seconds |")  # fmt: skip
-    print("|---|--:|--:|--:|--:|--:|")
+    header = ["data set", "lr", "plain"]
+    header += [f"{m}: Δ (wins / losses), failed" for m in methods[1:]] + ["seconds"]
+    print("| " + " | ".join(header) + " |")
+    print("|---|" + "--:|" * (len(header) - 1))
     for name in args.sets.split(","):
         for lr in SETS[name]:
             started = time.perf_counter()
-            errors = {m: [] for m in METHODS}
+            errors = {m: [] for m in methods}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # counted below, not printed per step
-                for seed, method in itertools.product(range(args.seeds), METHODS):
+                for seed, method in itertools.product(range(args.seeds), methods):
                     errors[method].append(train(name, seed, method, lr, args.epochs))
             cells = [_plain_cell(errors["plain"])]
-            cells += [_paired_cell(errors[m], errors["plain"]) for m in METHODS[1:]]
+            cells += [_paired_cell(errors[m], errors["plain"]) for m in methods[1:]]
             seconds = time.perf_counter() - started
             print(f"| {name} | {lr:g} | " + " | ".join(cells) + f" | {seconds:.0f} |", flush=True)
 
