@@ -93,7 +93,8 @@ class HandoverWatch:
 class PlainTwin:
     """The model as plain training has it: a copy of the model (parameters, buffers, mode)
     and of the base optimizer (same class, hyper-parameters and state), stepped on the task
-    loss with the batches the learned loss's model sees."""
+    loss with every batch passed to ``step`` (those whose learned-loss step was rejected
+    too)."""
 
     def __init__(
         self,

@@ -203,7 +203,9 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         return PlainTwin(self.model, self.base_optimizer, self.task, self.replicas)
 
     def _after_step(self, x: torch.Tensor, y: torch.Tensor, result: StepResult) -> None:
-        if self.twin is not None and not result.skipped:  # the batch the model trained on
+        # Every batch, the learned loss's rejected ones too: a run stuck on rejections must
+        # not freeze the plain training it would hand over to.
+        if self.twin is not None:
             self.twin.follow(self.base_optimizer)
             self.twin.step(x, y, self._grad_scale)  # on an exception: restored, and the step
 

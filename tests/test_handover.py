@@ -177,6 +177,21 @@ def test_a_failing_twin_step_leaves_everything_as_it_was():
     assert opt.steps == steps
 
 
+def test_the_twin_trains_on_batches_whose_learned_loss_step_was_rejected():
+    """A run stuck on rejections (θ blown up) must not freeze the twin it would hand over to."""
+    opt, plain, plain_opt = pair(handover=2)
+    with torch.no_grad():
+        for phi in opt.loss.parameters():
+            phi.fill_(float("nan"))  # every learned-loss step is rejected
+    with pytest.warns(RuntimeWarning, match="step rejected"):
+        for x, y in batches(4):
+            assert opt.step(x, y, x.flip(0), y.flip(0)).skipped
+            plain_step(plain, plain_opt, x, y)
+    assert opt.skipped_steps == 4
+    for p, q in zip(opt.twin.model.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+
+
 def test_the_twin_follows_a_scheduler_on_the_wrapper():
     opt, *_ = pair(handover=2)
     scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
