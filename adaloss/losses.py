@@ -9,6 +9,7 @@ over channels), so the same ϕ serves any number of outputs (paper Eq. 3).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -41,16 +42,65 @@ class SmoothLeakyReLU(nn.Module):
 
 
 class _ElementwiseLoss(nn.Module):
-    """Base class: ``pointwise(pred, target)`` on (B, C) tensors, then Eq. 3's reduction."""
+    """Base class: ``pointwise(pred, target)`` on (B, C) tensors, then Eq. 3's reduction.
+
+    Subclasses define ``_pointwise`` on the network's own scale. ``pointwise`` is the loss
+    on the task's scale: ``s²·_pointwise((p − c)/s, (t − c)/s)``, with (c, s) set from the
+    targets' range by the warm start (``normalize_inputs``), because a small network fitted
+    around [0, 1] cannot fit squared error over targets in the hundreds (relative mismatch
+    0.45 on a ±1,000 range). s² keeps the slope the task's: ∂/∂p = s·_pointwise'.
+    """
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
+        self.input_center, self.input_scale = 0.0, 1.0  # (c, s): identity until normalized
+
+    def normalize_inputs(self, value_range: tuple[float, float]) -> None:
+        """Map ``value_range`` (predictions and targets the task can produce) to about
+        [−0.5, 1.5]. s is a power of two and c a multiple of it, so the map is exact in
+        floating point and is the identity (the same function, bit for bit) on targets
+        already on that scale, such as the benchmark rows' [0, 1]."""
+        lo, hi = (float(v) for v in value_range)
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"value_range must be finite with lo < hi, got {value_range}")
+        scale = 2.0 ** round(math.log2((hi - lo) / 2))
+        self.input_center, self.input_scale = scale * math.trunc((lo + hi) / 2 / scale), scale
 
     def pointwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """ℓ(pred, target) on the task's scale, channel by channel."""
+        c, s = self.input_center, self.input_scale
+        if c == 0.0 and s == 1.0:
+            return self._pointwise(pred, target)
+        return (s * s) * self._pointwise((pred - c) / s, (target - c) / s)
+
+    def _pointwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def get_extra_state(self) -> dict:
+        return {"input_center": self.input_center, "input_scale": self.input_scale}
+
+    @staticmethod
+    def check_extra_state(state) -> None:
+        """Raise ValueError unless ``state`` is a finite (c, s > 0) as ``get_extra_state`` makes."""
+        keys = ("input_center", "input_scale")
+        if not isinstance(state, dict) or not all(isinstance(state.get(k), float) for k in keys):
+            raise ValueError(f"the loss's input normalization must be floats {keys}; got {state!r}")
+        if not (math.isfinite(state["input_center"]) and 0 < state["input_scale"] < math.inf):
+            raise ValueError(f"the loss's input normalization must be finite, s > 0; got {state}")
+
+    def set_extra_state(self, state: dict) -> None:
+        self.check_extra_state(state)
+        self.input_center, self.input_scale = state["input_center"], state["input_scale"]
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, *args):
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, *args)
+        key = prefix + "_extra_state"
+        if key in missing:  # saved before the normalization existed: the identity
+            missing.remove(key)
+            self.input_center, self.input_scale = 0.0, 1.0
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if pred.shape != target.shape or pred.dim() != 2:
@@ -104,7 +154,7 @@ class LossNetwork(_ElementwiseLoss):
     def _raw(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.net(torch.stack((pred, target), dim=-1)).squeeze(-1)
 
-    def pointwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _pointwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         values = self._raw(pred, target)
         if not self.anchored:
             return values
@@ -173,7 +223,7 @@ class MonotoneLossNetwork(_ElementwiseLoss):
         self.ramp_offsets = nn.Parameter(torch.linspace(-8.0, 2.0, ramps))
         self.tanh_slopes = nn.Parameter(_inverse_softplus(torch.logspace(0, 2, ramps)))
 
-    def pointwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _pointwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         e = pred - target
         v = (e * e).unsqueeze(-1)  # (B, C, 1)
         side = torch.where(e > 0, 1.0, -1.0).to(pred.dtype)
@@ -197,7 +247,7 @@ class ML3Network(_ElementwiseLoss):
         super().__init__(reduction)
         self.net = nn.Sequential(*_mlp(hidden, nn.ReLU), nn.Softplus())
 
-    def pointwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _pointwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.net(torch.stack((pred, target), dim=-1)).squeeze(-1)
 
 
@@ -235,7 +285,7 @@ class TaylorLoss(_ElementwiseLoss):
         self.register_buffer("_i", torch.tensor([e[0] for e in self.exponents]), persistent=False)
         self.register_buffer("_j", torch.tensor([e[1] for e in self.exponents]), persistent=False)
 
-    def pointwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _pointwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         dp = (pred - self.center[0]).unsqueeze(-1)
         dt = (target - self.center[1]).unsqueeze(-1)
         monomials = dp.pow(self._i) * dt.pow(self._j)  # (B, C, terms)

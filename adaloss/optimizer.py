@@ -356,6 +356,8 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
 
     def _extra_state(self) -> dict[str, Any]:
         extra = {"started": self.started, "guarded_steps": self.guarded_steps}
+        if hasattr(self.loss, "normalize_inputs"):  # the warm start's (c, s), with ϕ
+            extra["loss_inputs"] = self.loss.get_extra_state()
         if self.patience is not None:
             extra["patience"] = self.patience.state_dict()
         if self.handover_rule is not None:
@@ -368,6 +370,8 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
 
     def _check_state_dict(self, state_dict: dict[str, Any]) -> None:
         super()._check_state_dict(state_dict)
+        if "loss_inputs" in state_dict and hasattr(self.loss, "normalize_inputs"):
+            self.loss.check_extra_state(state_dict["loss_inputs"])
         if self.patience is not None and "patience" in state_dict:
             MetaPatience.check_state(state_dict["patience"])
         if self.handover_rule is not None:
@@ -393,6 +397,9 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         # Checkpoints from before recipes: their ϕ was started (or trained) already.
         self.started = bool(state_dict.get("started", True))
         self._guarded.fill_(int(state_dict.get("guarded_steps", 0)))
+        if hasattr(self.loss, "normalize_inputs"):  # older checkpoints: the identity
+            identity = {"input_center": 0.0, "input_scale": 1.0}
+            self.loss.set_extra_state(state_dict.get("loss_inputs", identity))
         if self.patience is not None:  # a checkpoint without it: the watch starts afresh
             self.patience = MetaPatience(self.patience.patience, self.patience.decay)
             if "patience" in state_dict:

@@ -85,11 +85,14 @@ def warm_start(
 
     Minimizes mean((weight·ℓ' − goal)²) / mean(goal²) over the grid with L-BFGS and
     returns the final relative mismatch (``gradient_mismatch``). ``value_range`` bounds
-    regression predictions and targets; classification grids cover (0, 1) × {0, 1}.
+    regression predictions and targets, and sets the loss's input normalization
+    (``normalize_inputs``) before the fit; classification grids cover (0, 1) × {0, 1}.
     """
     params = [p for p in loss.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the learned loss has no trainable parameters to warm-start")
+    if isinstance(task, Regression) and hasattr(loss, "normalize_inputs"):
+        loss.normalize_inputs(value_range)  # the network sees the range at its own scale
     pred, target, weight, goal = _grid(loss, task, value_range, points)
     scale = goal.pow(2).mean()
     optimizer = torch.optim.LBFGS(
