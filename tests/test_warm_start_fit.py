@@ -16,3 +16,13 @@ def test_a_taylor_loss_fits_regression_exactly_and_classification_not():
     regression, classification = (float(c.rsplit(" ", 1)[1]) for c in cells.split("; "))
     assert name == "taylor2" and regression == 0.0  # it starts at the squared error
     assert classification > 0.3  # no polynomial in p reproduces cross-entropy's 1/p slope
+
+
+def test_unscaled_targets_fit_only_with_the_input_normalization():
+    def regression_fit(*extra):
+        cmd = [sys.executable, str(SCRIPT), "--losses", "network", "--seeds", "1",
+               "--range=-981.5,1092.5", *extra]  # fmt: skip
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        return float(out.split("; ")[0].rsplit(" ", 1)[1])
+
+    assert regression_fit("--raw") > 0.3 > 0.01 > regression_fit()
