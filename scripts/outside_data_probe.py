@@ -16,7 +16,9 @@ choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 and batches
 - *hand-over*: the same with ``handover=5``, half of the validation split held out as the
   check split (``check`` after every epoch) — the README's safest configuration measured;
 - *guard1* (only with ``--methods``): the defaults with ``guard=1``, the learned loss never
-  pushing harder than the task loss.
+  pushing harder than the task loss;
+- *frozen* (only with ``--methods``): the defaults with ``meta_lr=0``, the warm-started loss
+  never adapting — plain training up to the warm start's fit.
 
 Plain training does not read the validation split (as in the benchmark rows). Test error is
 the fixed 25 % split's; a run whose test error is not finite, or above 100 × plain training's
@@ -39,7 +41,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import adaloss
 
-METHODS = ("plain", "default", "hand-over", "guard1")
+METHODS = ("plain", "default", "hand-over", "guard1", "frozen")
 
 
 def _load(name: str):
@@ -116,7 +118,12 @@ def train(name: str, seed: int, method: str, lr: float, epochs: int) -> float:
             half = len(x_val) // 2
             check, (x_val, y_val) = (x_val[:half], y_val[:half]), (x_val[half:], y_val[half:])
         val_loader = DataLoader(TensorDataset(x_val, y_val), 32, shuffle=True, generator=generator)
-        options = {"hand-over": {"handover": 5}, "guard1": {"guard": 1.0}}.get(method, {})
+        options = {
+            "hand-over": {"handover": 5},
+            "guard1": {"guard": 1.0},
+            "frozen": {"meta_lr": 0.0},
+        }
+        options = options.get(method, {})
         opt = adaloss.MetaLossOptimizer(model, optimizer, task, **options)
         opt.initialize(train_loader)
         for _ in range(epochs):
