@@ -86,6 +86,7 @@ class Transaction:
         self.base: OptimizerState | None = None
         self.meta: list[tuple[nn.Parameter, torch.Tensor, torch.Tensor | None]] | None = None
         self.meta_state: OptimizerState | None = None
+        self.loss_inputs: dict | None = None  # the learned loss's input normalization
 
     # -- saving, each at most once --------------------------------------------------------
     def save_rng(self, rng: RNGReplay) -> None:
@@ -112,9 +113,13 @@ class Transaction:
             self.base = OptimizerState(self.opt.base_optimizer, self.opt.update.params(), clone)
 
     def save_meta(self) -> None:
-        """ϕ, its gradients and the meta optimizer's state (a small network)."""
+        """ϕ, its gradients, the meta optimizer's state (a small network) and the learned
+        loss's input normalization (a first step's warm start sets it)."""
         if self.meta is None:
             self.meta = [(p, p.detach().clone(), p.grad) for p in self.opt.meta_params]
+            loss = getattr(self.opt, "loss", None)
+            if hasattr(loss, "normalize_inputs"):
+                self.loss_inputs = loss.get_extra_state()
             if self.opt.meta_optimizer is not None:
                 self.meta_state = OptimizerState(
                     self.opt.meta_optimizer, self.opt.meta_params, clone=True
@@ -149,6 +154,8 @@ class Transaction:
                 p.grad = grad
         if self.meta_state is not None:
             self.meta_state.restore()
+        if self.loss_inputs is not None:
+            self.opt.loss.set_extra_state(self.loss_inputs)
         for key, value in self.attrs.items():
             setattr(self.opt, key, value)
         if self.rng is not None:

@@ -195,6 +195,30 @@ def test_the_normalization_travels_with_the_loss_and_the_optimizer(float64):
     assert (fresh.loss.input_center, fresh.loss.input_scale) == (0.0, 1.0)
 
 
+def test_a_failing_first_step_leaves_the_input_normalization_as_it_was(float64):
+    model = make_model("mlp")
+    model[-1] = torch.nn.Linear(model[-1].in_features, 1).double()
+    opt = adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=1e-4),
+                                    adaloss.Regression(1))  # fmt: skip
+    x = torch.randn(16, 6, dtype=torch.float64)
+    y = 300 * torch.randn(16, 1, dtype=torch.float64)  # the warm start would set s = 512
+    original = opt.loss.forward
+
+    def boom(*args):
+        if torch.is_grad_enabled():
+            raise RuntimeError("injected")
+        return original(*args)
+
+    opt.loss.forward = boom  # fails inside the step, after the warm start ran
+    with pytest.raises(RuntimeError, match="injected"):
+        opt.step(x, y, x, y)
+    del opt.loss.forward
+    assert not opt.started
+    assert (opt.loss.input_center, opt.loss.input_scale) == (0.0, 1.0)
+    opt.step(x, y, x, y)
+    assert opt.started and opt.loss.input_scale > 100
+
+
 def test_first_step_warm_starts_and_a_failing_first_step_changes_nothing(float64):
     model = make_model("mlp")
     opt = adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
