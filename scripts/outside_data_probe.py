@@ -19,7 +19,9 @@ which any choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 a
 - *guard1* (only with ``--methods``): the defaults with ``guard=1``, the learned loss never
   pushing harder than the task loss;
 - *frozen* (only with ``--methods``): the defaults with ``meta_lr=0``, the warm-started loss
-  never adapting — plain training up to the warm start's fit.
+  never adapting — plain training up to the warm start's fit;
+- *hand-over-val* (only with ``--methods``): ``handover=5`` checked every epoch on the whole
+  validation split, which also feeds the meta-objective (no split held out).
 
 Plain training does not read the validation split (as in the benchmark rows). Test error is
 the fixed 25 % split's; a run whose test error is not finite, or above 100 × plain training's
@@ -42,7 +44,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import adaloss
 
-METHODS = ("plain", "default", "hand-over", "guard1", "frozen")
+METHODS = ("plain", "default", "hand-over", "guard1", "frozen", "hand-over-val")
 
 
 def _load(name: str):
@@ -116,13 +118,14 @@ def train(name: str, seed: int, method: str, lr: float, epochs: int) -> float:
                 task.loss(model(x), y).backward()
                 optimizer.step()
     else:
-        check = None
+        check = (x_val, y_val) if method == "hand-over-val" else None
         if method == "hand-over":
             half = len(x_val) // 2
             check, (x_val, y_val) = (x_val[:half], y_val[:half]), (x_val[half:], y_val[half:])
         val_loader = DataLoader(TensorDataset(x_val, y_val), 32, shuffle=True, generator=generator)
         options = {
             "hand-over": {"handover": 5},
+            "hand-over-val": {"handover": 5},
             "guard1": {"guard": 1.0},
             "frozen": {"meta_lr": 0.0},
         }
