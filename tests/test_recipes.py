@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import replace
 
@@ -27,6 +28,33 @@ TOLERANCE = {"regression": 0.01, "classification": 0.08, "binary": 0.15}
 # MonotoneLossNetwork's slope for a non-target class vanishes at p = 0, where cross-entropy's
 # softmax gradient wants a constant: it fits classification less closely (measured 0.12, 0.15).
 MONOTONE_TOLERANCE = {"regression": 0.01, "classification": 0.15, "binary": 0.2}
+
+
+def _regression_optimizer(lr: float = 1e-4) -> adaloss.MetaLossOptimizer:
+    """The default recipe on a float64 MLP with one regression output."""
+    model = make_model("mlp")
+    model[-1] = torch.nn.Linear(model[-1].in_features, 1).double()
+    return adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=lr),
+                                     adaloss.Regression(1))  # fmt: skip
+
+
+@contextlib.contextmanager
+def _failing_after_the_warm_start(opt):
+    """The learned loss raises in the step's differentiable pass (after a lazy warm start,
+    which runs without grad), then works again."""
+    original = opt.loss.forward
+
+    def boom(*args):
+        if torch.is_grad_enabled():
+            raise RuntimeError("injected")
+        return original(*args)
+
+    opt.loss.forward = boom
+    try:
+        with pytest.raises(RuntimeError, match="injected"):
+            yield
+    finally:
+        del opt.loss.forward
 
 
 def test_presets():
@@ -106,10 +134,7 @@ def test_warm_started_loss_moves_logits_like_cross_entropy():
 def test_regression_warm_start_reads_the_target_range(float64):
     targets = [torch.tensor([[3.0], [5.0]]), torch.tensor([[4.0]])]
     assert target_range(targets) == (2.0, 6.0)
-    model = make_model("mlp")
-    model[-1] = torch.nn.Linear(model[-1].in_features, 1).double()
-    opt = adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=0.01),
-                                    adaloss.Regression(1))  # fmt: skip
+    opt = _regression_optimizer(lr=0.01)
     x = torch.randn(32, 6, dtype=torch.float64)
     y = 3 + 2 * torch.rand(32, 1, dtype=torch.float64)
     with pytest.raises(ValueError, match="steps set the offline phase of Algorithm 1"):
@@ -170,24 +195,18 @@ def test_the_normalization_travels_with_the_loss_and_the_optimizer(float64):
     with pytest.raises(ValueError, match="must be finite"):
         copy_.load_state_dict({**old, "_extra_state": {"input_center": 0.0, "input_scale": -1.0}})
 
-    def regression_optimizer():
-        model = make_model("mlp")
-        model[-1] = torch.nn.Linear(model[-1].in_features, 1).double()
-        return adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=1e-4),
-                                         adaloss.Regression(1))  # fmt: skip
-
-    opt = regression_optimizer()
+    opt = _regression_optimizer()
     x = torch.randn(32, 6, dtype=torch.float64)
     opt.initialize([(x, 300 * torch.randn(32, 1, dtype=torch.float64))])
     assert opt.loss.input_scale > 100
     state = opt.state_dict()
-    resumed = regression_optimizer()
+    resumed = _regression_optimizer()
     resumed.load_state_dict(state)
     assert (resumed.loss.input_center, resumed.loss.input_scale) == (
         opt.loss.input_center, opt.loss.input_scale,
     )  # fmt: skip
     bad = {**state, "loss_inputs": {"input_center": float("nan"), "input_scale": 1.0}}
-    fresh = regression_optimizer()
+    fresh = _regression_optimizer()
     with pytest.raises(ValueError, match="must be finite"):
         fresh.load_state_dict(bad)
     assert (fresh.loss.input_center, fresh.loss.input_scale) == (0.0, 1.0)
@@ -196,23 +215,11 @@ def test_the_normalization_travels_with_the_loss_and_the_optimizer(float64):
 
 
 def test_a_failing_first_step_leaves_the_input_normalization_as_it_was(float64):
-    model = make_model("mlp")
-    model[-1] = torch.nn.Linear(model[-1].in_features, 1).double()
-    opt = adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=1e-4),
-                                    adaloss.Regression(1))  # fmt: skip
+    opt = _regression_optimizer()
     x = torch.randn(16, 6, dtype=torch.float64)
     y = 300 * torch.randn(16, 1, dtype=torch.float64)  # the warm start would set s = 512
-    original = opt.loss.forward
-
-    def boom(*args):
-        if torch.is_grad_enabled():
-            raise RuntimeError("injected")
-        return original(*args)
-
-    opt.loss.forward = boom  # fails inside the step, after the warm start ran
-    with pytest.raises(RuntimeError, match="injected"):
+    with _failing_after_the_warm_start(opt):
         opt.step(x, y, x, y)
-    del opt.loss.forward
     assert not opt.started
     assert (opt.loss.input_center, opt.loss.input_scale) == (0.0, 1.0)
     opt.step(x, y, x, y)
@@ -229,17 +236,8 @@ def test_first_step_warm_starts_and_a_failing_first_step_changes_nothing(float64
     with pytest.raises(ValueError, match="x_val must have a non-empty batch"):
         opt.step(x, y, xv[:0], yv[:0])
     assert not opt.started
-    original = opt.loss.forward
-
-    def boom(*args):
-        if torch.is_grad_enabled():
-            raise RuntimeError("injected")
-        return original(*args)
-
-    opt.loss.forward = boom  # fails inside the step, after the warm start ran
-    with pytest.raises(RuntimeError, match="injected"):
+    with _failing_after_the_warm_start(opt):
         opt.step(x, y, xv, yv)
-    del opt.loss.forward
     assert not opt.started
     assert all(torch.equal(a, b) for a, b in zip(phi, opt.loss.parameters(), strict=True))
     assert all(torch.equal(a, b) for a, b in zip(theta, model.parameters(), strict=True))
