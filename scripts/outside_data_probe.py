@@ -21,12 +21,21 @@ which any choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 a
 - *frozen* (only with ``--methods``): the defaults with ``meta_lr=0``, the warm-started loss
   never adapting — plain training up to the warm start's fit;
 - *hand-over-val* (only with ``--methods``): ``handover=5`` checked every epoch on the whole
-  validation split, which also feeds the meta-objective (no split held out).
+  validation split, which also feeds the meta-objective (no split held out);
+- *step* (only with ``--methods``): the defaults with ``horizon="step"``, the meta-objective
+  at θ_{t+1} however far momentum carries θ;
+- *eta1e-4* (only with ``--methods``): the defaults with ``meta_lr=1e-4``.
+
+``--selection`` carves a fixed 15 % of the training part out as a selection split that no
+training or meta step sees (so every method trains on fewer examples than without it) and
+prints its error, for choices; ``--selection --read test`` prints the test error of the same
+runs, read once for a report.
 
 Plain training does not read the validation split (as in the benchmark rows). Test error is
-the fixed 25 % split's; a run whose test error is not finite, or above 100 × plain training's
+the fixed 25 % split's; a run whose error is not finite, or above 100 × plain training's
 median (blown up while staying finite), is counted as failed. Prints one Markdown row per
-(data set, lr).
+(data set, lr): plain training's mean ± std over the seeds it did not fail, then each
+method's paired mean difference from it.
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import adaloss
 
-METHODS = ("plain", "default", "hand-over", "guard1", "frozen", "hand-over-val")
+METHODS = ("plain", "default", "hand-over", "guard1", "frozen", "hand-over-val", "step", "eta1e-4")
 
 
 def _load(name: str):
@@ -84,13 +93,23 @@ SETS = {  # name: the lrs a user would try
 DEFAULT_SETS = ("breast_cancer", "wine", "iris", "classes20", "linnerud", "unscaled")
 
 
-def splits(name: str, seed: int):
-    """Fixed test split (25 %); a seeded 15 % of the rest as validation; the task."""
+def splits(name: str, seed: int, read: str = "test", selection: bool = False):
+    """Training and validation split, the split to read and the task: test is a fixed 25 %;
+    with ``selection`` a fixed 15 % of the rest is held out too; validation is a seeded 15 %
+    of what remains."""
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
 
+    if read == "selection" and not selection:
+        raise ValueError("reading the selection split needs selection=True")
     x, y, task = _load(name)
     x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.25, random_state=0)
+    if selection:
+        x_rest, x_sel, y_rest, y_sel = train_test_split(
+            x_rest, y_rest, test_size=0.15, random_state=1
+        )
+        if read == "selection":
+            x_test, y_test = x_sel, y_sel
     x_train, x_val, y_train, y_val = train_test_split(
         x_rest, y_rest, test_size=0.15, random_state=seed
     )
@@ -102,9 +121,17 @@ def splits(name: str, seed: int):
     return tensors(x_train, y_train), tensors(x_val, y_val), tensors(x_test, y_test), task
 
 
-def train(name: str, seed: int, method: str, lr: float, epochs: int) -> float:
-    """Test error of one run."""
-    (x_tr, y_tr), (x_val, y_val), (x_te, y_te), task = splits(name, seed)
+def train(
+    name: str,
+    seed: int,
+    method: str,
+    lr: float,
+    epochs: int,
+    read: str = "test",
+    selection: bool = False,
+) -> float:
+    """The error of one run on the split ``read`` (see ``splits``)."""
+    (x_tr, y_tr), (x_val, y_val), (x_te, y_te), task = splits(name, seed, read, selection)
     generator = torch.Generator().manual_seed(seed)
     train_loader = DataLoader(TensorDataset(x_tr, y_tr), 32, shuffle=True, generator=generator)
     torch.manual_seed(seed)
@@ -129,6 +156,8 @@ def train(name: str, seed: int, method: str, lr: float, epochs: int) -> float:
             "hand-over-val": {"handover": 5},
             "guard1": {"guard": 1.0},
             "frozen": {"meta_lr": 0.0},
+            "step": {"horizon": "step"},
+            "eta1e-4": {"meta_lr": 1e-4},
         }
         options = options.get(method, {})
         opt = adaloss.MetaLossOptimizer(model, optimizer, task, **options)
@@ -148,7 +177,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--methods", default=",".join(METHODS[:3]), help="plain first")
+    parser.add_argument("--selection", action="store_true", help="hold out a selection split")
+    parser.add_argument("--read", choices=("test", "selection"), default=None)
     args = parser.parse_args()
+    read = args.read or ("selection" if args.selection else "test")
+    if read == "selection" and not args.selection:
+        parser.error("--read selection needs --selection")
     methods = args.methods.split(",")
     if methods[0] != "plain" or not set(methods) <= set(METHODS):
         parser.error(f"--methods: plain, then any of {', '.join(METHODS[1:])}")
@@ -164,7 +198,9 @@ def main() -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # counted below, not printed per step
                 for seed, method in itertools.product(range(args.seeds), methods):
-                    errors[method].append(train(name, seed, method, lr, args.epochs))
+                    errors[method].append(
+                        train(name, seed, method, lr, args.epochs, read, args.selection)
+                    )
             cells = [_plain_cell(errors["plain"])]
             cells += [_paired_cell(errors[m], errors["plain"]) for m in methods[1:]]
             seconds = time.perf_counter() - started
@@ -180,7 +216,8 @@ def _plain_cell(errors: list[float]) -> str:
     finite = [e for e in errors if not _failed(e, errors)]
     failed = len(errors) - len(finite)
     mean = f"{statistics.fmean(finite):.4g}" if finite else "–"
-    return mean + (f", {failed} failed" if failed else "")
+    spread = f" ± {statistics.stdev(finite):.2g}" if len(finite) > 1 else ""
+    return mean + spread + (f", {failed} failed" if failed else "")
 
 
 def _paired_cell(errors: list[float], plain: list[float]) -> str:

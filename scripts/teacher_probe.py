@@ -13,11 +13,14 @@ acted on:
     python scripts/teacher_probe.py 1000 plain,step,default --task regression --lr 0.01
 
 ``--task regression``: a random tanh network plus noise, 512 training examples, test MSE.
+``--read selection``: the error on a second held-out set of the same size (a fresh draw),
+for choices, so that the first is read once, for a report.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 
 import torch
 from torch import nn
@@ -36,6 +39,7 @@ CONFIGS = {
     "kappa1": {"recipe": "step", "guard": 1.0},
     "kappa1-eta1e-4": {"recipe": "step", "guard": 1.0, "meta_lr": 1e-4},
     "kappa1.25": {"recipe": "step", "guard": 1.25},
+    "default-eta1e-4": {"meta_lr": 1e-4},  # today's default (the momentum horizon) at η 1e-4
 }
 
 
@@ -61,7 +65,12 @@ TASKS = {  # name: (adaloss task, data, (training, validation, held-out) sizes)
 
 
 def run(
-    options: dict | None, steps: int, seed: int, base_options: dict, task_name: str
+    options: dict | None,
+    steps: int,
+    seed: int,
+    base_options: dict,
+    task_name: str,
+    read: str = "test",
 ) -> tuple[float, int]:
     task, data, sizes = TASKS[task_name]
     torch.manual_seed(seed)
@@ -74,6 +83,8 @@ def run(
         base = torch.optim.SGD(model.parameters(), **base_options)
     opt = None if options is None else adaloss.MetaLossOptimizer(model, base, task, **options)
     (xt, yt), (xv, yv), (xs, ys) = (data(n, split) for split, n in enumerate(sizes))
+    if read == "selection":
+        xs, ys = data(sizes[2], len(sizes))
     g = torch.Generator().manual_seed(1 + seed)
     for _ in range(steps):
         i = torch.randint(0, len(xt), (64,), generator=g)
@@ -98,6 +109,7 @@ def main() -> None:
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD only")
+    parser.add_argument("--read", choices=("test", "selection"), default="test")
     args = parser.parse_args()
     torch.set_num_threads(1)
     base = {"optimizer": args.optimizer, "lr": args.lr}
@@ -105,13 +117,25 @@ def main() -> None:
     if args.optimizer == "sgd":
         base["momentum"] = args.momentum
     setting += ", ".join(f"{k} {v}" for k, v in base.items())
+    plain = None
     for name in args.configs.split(","):
-        runs = [run(CONFIGS[name], args.steps, s, dict(base), args.task) for s in range(args.seeds)]
-        errors = " ".join(f"{e:.4f}" for e, _ in runs)
+        runs = [
+            run(CONFIGS[name], args.steps, s, dict(base), args.task, args.read)
+            for s in range(args.seeds)
+        ]
+        errors = [e for e, _ in runs]
         guarded = " ".join(str(n) for _, n in runs)
-        line = (
-            f"{setting}, {args.steps} steps {name:15s} held-out error {errors}  guarded {guarded}"
-        )
+        label = "held-out" if args.read == "test" else "selection"
+        line = f"{setting}, {args.steps} steps {name:15s} {label} error "
+        line += " ".join(f"{e:.4f}" for e in errors) + f"  guarded {guarded}"
+        if name == "plain":
+            plain = errors
+            if len(errors) > 1:
+                line += f"  std {statistics.stdev(errors):.4f}"
+        elif plain is not None:  # paired with plain training, seed by seed
+            diffs = [e - p for e, p in zip(errors, plain, strict=True)]
+            wins, losses = sum(d < 0 for d in diffs), sum(d > 0 for d in diffs)
+            line += f"  vs plain {statistics.fmean(diffs):+.4f} ({wins} / {losses})"
         print(line, flush=True)
 
 

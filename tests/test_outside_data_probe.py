@@ -16,7 +16,7 @@ def test_a_run_blown_up_while_finite_counts_as_failed_and_is_left_out():
     # seed 0 blew up (finite, > 100 × plain's median 2.0), seed 2 is NaN: both failed
     assert _paired_cell([250.0, 1.0, math.nan], plain) == "-1 (1 / 0), 2 failed"
     assert _paired_cell([0.5, 2.5, 3.0], plain) == "+0 (1 / 1)"
-    assert _plain_cell([1.0, math.nan, 3.0]) == "2, 1 failed"
+    assert _plain_cell([1.0, math.nan, 3.0]) == "2 ± 1.4, 1 failed"  # mean ± std of the kept
 
 
 def test_the_script_runs_the_three_methods_end_to_end():
