@@ -175,6 +175,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default=",".join(DEFAULT_SETS))
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--methods", default=",".join(METHODS[:3]), help="plain first")
     parser.add_argument("--selection", action="store_true", help="hold out a selection split")
@@ -197,7 +198,9 @@ def main() -> None:
             errors = {m: [] for m in methods}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # counted below, not printed per step
-                for seed, method in itertools.product(range(args.seeds), methods):
+                for seed, method in itertools.product(
+                    range(args.first_seed, args.first_seed + args.seeds), methods
+                ):
                     errors[method].append(
                         train(name, seed, method, lr, args.epochs, read, args.selection)
                     )

@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("steps", type=int)
     parser.add_argument("configs", help=f"comma-separated, from {', '.join(CONFIGS)}")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--task", choices=TASKS, default="classification")
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     parser.add_argument("--lr", type=float, default=0.1)
@@ -121,7 +122,7 @@ def main() -> None:
     for name in args.configs.split(","):
         runs = [
             run(CONFIGS[name], args.steps, s, dict(base), args.task, args.read)
-            for s in range(args.seeds)
+            for s in range(args.first_seed, args.first_seed + args.seeds)
         ]
         errors = [e for e, _ in runs]
         guarded = " ".join(str(n) for _, n in runs)
