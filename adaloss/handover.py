@@ -9,6 +9,12 @@ batches (one plain step per step), and a *check* set the meta-objective never se
 the learned loss's model has had the higher check error at ``patience`` consecutive checks,
 the optimizer hands over: θ, the buffers and the base optimizer's state become the twin's,
 and every later step is a plain step — from there on the run *is* plain training.
+
+The checks are the user's ``check`` calls, or, with ``check_every``, ``step``'s own: both
+models' errors on the validation batches of the last ``check_every`` steps. Those batches
+favour the learned loss (ϕ is fitted to them), so this check misses harm small enough to
+hide there; the gross harm measured on data outside the benchmark rows did not hide
+(BENCHMARKS.md, "The quick start on data outside the benchmark rows").
 """
 
 from __future__ import annotations
@@ -29,6 +35,21 @@ from adaloss.tasks import Task
 from adaloss.transaction import OptimizerState
 
 FINAL = "final"  # ``handover="final"``: only ``finish`` decides, keeping the better model
+
+
+def check_check_every(every, patience) -> None:
+    """Refuse a ``check_every`` that is not None or an int >= 1 with a number of checks."""
+    if every is None:
+        return
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(
+            f"check_every must be None or an integer number of steps >= 1, got {every!r}"
+        )
+    if patience is None or patience == FINAL:
+        raise ValueError(
+            f"check_every counts checks toward a hand-over: pass handover=P (a number of "
+            f"checks), not {patience!r}"
+        )
 
 
 def check_handover(patience) -> None:
@@ -88,6 +109,73 @@ class HandoverWatch:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.check_state(state)
         self.behind = state["behind"]
+
+
+class ValidationWindow:
+    """``step``'s own check (``check_every``): both models' errors on each step's validation
+    batch, weighted by batch size and summed on the device (one host read per window); a
+    window closes after ``every`` batches, rejected steps' included."""
+
+    EMPTY = {"sums": [0.0, 0.0, 0.0, 0.0]}  # model's, twin's error sums; examples; batches
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self.sums = torch.zeros(4, dtype=torch.float64)
+        self.batches = 0  # on the host, so that ``due`` needs no device read
+
+    def add(self, model: nn.Module, twin: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor):
+        errors = torch.stack([check_error(m, task, x, y).double() for m in (model, twin)])
+        counts = torch.tensor([float(x.shape[0]), 1.0], dtype=torch.float64, device=errors.device)
+        self.sums = self.sums.to(errors.device) + torch.cat([errors * counts[0], counts])
+        self.batches += 1
+
+    def due(self) -> bool:
+        return self.batches >= self.every
+
+    def take(self, replicas: Replicas) -> tuple[float, float]:
+        """The window's mean errors (the model's, the twin's) over every rank; then it empties."""
+        (sums,) = replicas.sum([self.sums])
+        self.sums, self.batches = torch.zeros_like(self.sums), 0
+        model, twin, n, _ = sums.tolist()
+        return model / max(n, 1.0), twin / max(n, 1.0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": self.sums.tolist()}
+
+    @staticmethod
+    def check_state(state: Any) -> None:
+        sums = state.get("sums") if isinstance(state, dict) else None
+        if (
+            not isinstance(sums, list)
+            or len(sums) != 4
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in sums)
+        ):
+            raise ValueError("the check window's state must be a dict with 4 numbers in 'sums'")
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.check_state(state)
+        self.sums = torch.tensor(state["sums"], dtype=torch.float64, device=self.sums.device)
+        self.batches = int(state["sums"][3])
+
+
+def check_saved_handover(state: Any, new_twin, window: ValidationWindow | None) -> None:
+    """Raise ValueError unless ``state`` is a hand-over's saved state that this optimizer
+    (its twin's shapes, ``new_twin()`` when none is kept now; its window) can resume."""
+    if not isinstance(state, dict) or not {"watch", "handed_over_at", "twin"} <= set(state):
+        raise ValueError(
+            "state_dict lacks the hand-over's entry (watch, handed_over_at, twin): it "
+            "was saved by an optimizer without handover, which this one cannot resume"
+        )
+    HandoverWatch.check_state(state["watch"])
+    at = state["handed_over_at"]
+    if at is not None and (isinstance(at, bool) or not isinstance(at, int) or at < 0):
+        raise ValueError(f"the hand-over's handed_over_at must be None or an int; got {at!r}")
+    if (at is None) != (state["twin"] is not None):
+        raise ValueError("the hand-over's twin must be there exactly until it handed over")
+    if state["twin"] is not None:
+        new_twin().check_state(state["twin"])
+    if window is not None and "window" in state:  # older checkpoints: an empty window
+        window.check_state(state["window"])
 
 
 class PlainTwin:

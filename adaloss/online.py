@@ -253,17 +253,17 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         paper's "AdaLFL (Training)" variant). Bad input raises ``ValueError`` before
         anything changes; a non-finite loss or gradient rejects the whole step.
         """
-        x_val, y_val = self._check_batch(x, y, x_val, y_val)
+        meta_x, meta_y = self._check_batch(x, y, x_val, y_val)
         with Transaction(self) as tx:  # any exception: everything as it was, RNG included
             self._before_step(y, tx)
-            result = self._step(x, y, x_val, y_val, tx)
-            self._after_step(x, y, result)
+            result = self._step(x, y, meta_x, meta_y, tx)
+            self._after_step(x, y, x_val, y_val, result)  # the caller's validation batch
             return result
 
     def _before_step(self, y: torch.Tensor, tx: Transaction) -> None:
         """Hook: runs inside the step's transaction first (MetaLossOptimizer's lazy start)."""
 
-    def _after_step(self, x: torch.Tensor, y: torch.Tensor, result: StepResult) -> None:
+    def _after_step(self, x, y, x_val, y_val, result: StepResult) -> None:
         """Hook: runs inside the transaction last (MetaLossOptimizer's plain-trained twin)."""
 
     def _step(self, x, y, x_val, y_val, tx: Transaction) -> StepResult:

@@ -16,14 +16,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from adaloss.batches import check_batch
 from adaloss.guard import TrustRegionGuard
-from adaloss.handover import CheckResult, HandoverWatch, PlainTwin, check_error, check_handover
+from adaloss.handing_over import HandsOver
+from adaloss.handover import (
+    HandoverWatch,
+    ValidationWindow,
+    check_handover,
+    check_saved_handover,
+)
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, unroll
 from adaloss.losses import LossNetwork
 from adaloss.modelcalls import is_compiled
 from adaloss.objective import Objective, task_only
-from adaloss.online import ENGINES, OnlineMetaOptimizer, StepResult
+from adaloss.online import ENGINES, OnlineMetaOptimizer
 from adaloss.patience import MetaPatience, check_patience
 from adaloss.recipes import Recipe, get_recipe
 from adaloss.tasks import Regression, Task
@@ -31,7 +36,7 @@ from adaloss.transaction import Transaction
 from adaloss.warmstart import DEFAULT_RANGE, target_span, warm_start, widen
 
 
-class MetaLossOptimizer(OnlineMetaOptimizer):
+class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
     """Train ``model`` on a learned loss M_ϕ that adapts after every step (AdaLFL).
 
     Args:
@@ -80,6 +85,9 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             ``"final"`` only if it has the lower error at ``finish(x_check, y_check)``
             (``adaloss.handover``; ``handed_over_at`` says when); ``None`` takes the
             recipe's (the default recipe's: none), ``False`` keeps no twin.
+        check_every: with ``handover=P``, ``step`` checks by itself every this many steps,
+            on the validation batches of those steps (both models in eval mode; it then
+            needs ``x_val, y_val``); ``None`` takes the recipe's (none: ``check`` only).
     """
 
     def __init__(
@@ -101,6 +109,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         patience: int | bool | None = None,
         after_stop: str | None = None,
         handover: int | str | bool | None = None,
+        check_every: int | None = None,
     ) -> None:
         recipe = get_recipe(recipe)
         if patience is not None and patience is not False:
@@ -118,6 +127,7 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             patience=recipe.patience if patience is None else (patience or None),
             after_stop=recipe.after_stop if after_stop is None else after_stop,
             handover=recipe.handover if handover is None else (handover or None),
+            check_every=recipe.check_every if check_every is None else check_every,
         )
         self.patience = None if self.recipe.patience is None else MetaPatience(self.recipe.patience)
         self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)
@@ -159,6 +169,8 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         handover = self.recipe.handover
         self.handover_rule = None if handover is None else HandoverWatch(handover)
         self.twin = None if self.handover_rule is None else self._new_twin()
+        every = self.recipe.check_every
+        self.window = None if every is None else ValidationWindow(every)
         self.handed_over_at: int | None = None  # the step count when ``check`` handed over
         if self.horizon == "momentum":
             self.update.momentum_horizons()  # a momentum of 1 or more fails here, not mid-run
@@ -197,73 +209,6 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         if self.handed_over_at is not None:
             return True
         return self.stopped_at is not None and self.recipe.after_stop == "task_loss"
-
-    # -- the hand-over to plain training (adaloss.handover) --------------------------------
-    def _new_twin(self) -> PlainTwin:
-        return PlainTwin(self.model, self.base_optimizer, self.task, self.replicas)
-
-    def _after_step(self, x: torch.Tensor, y: torch.Tensor, result: StepResult) -> None:
-        # Every batch, the learned loss's rejected ones too: a run stuck on rejections must
-        # not freeze the plain training it would hand over to.
-        if self.twin is not None:
-            self.twin.follow(self.base_optimizer)
-            self.twin.step(x, y, self._grad_scale)  # on an exception: restored, and the step
-
-    def check(self, x_check: torch.Tensor, y_check: torch.Tensor) -> CheckResult:
-        """Compare the model with its plain-trained twin on held-out ``(x_check, y_check)``
-        (``task.error``, eval mode) and hand over once the twin has been ahead at
-        ``handover`` consecutive checks. Pass the same held-out examples every time, none
-        of which any step sees (not the validation batches: the learned loss is fitted to
-        those). Bad input raises ValueError before anything changes."""
-        return self._compare(x_check, y_check, "observe")
-
-    def finish(self, x_check: torch.Tensor, y_check: torch.Tensor) -> CheckResult:
-        """At the end of training: keep the better of the two models on ``(x_check,
-        y_check)`` — hand over if the twin's error is lower (ties keep the model). The rule
-        of ``handover="final"``; with a number of checks, a last chance to hand over."""
-        return self._compare(x_check, y_check, "pick")
-
-    def _compare(self, x_check, y_check, rule: str) -> CheckResult:
-        """Both models' errors; ``rule``, the watch's method, says whether to hand over."""
-        if self.handover_rule is None:
-            raise RuntimeError(
-                "check() and finish() compare with a plain-trained twin: pass handover=P"
-            )
-        x_check, y_check = self.replicas.check_everywhere(
-            check_batch, self.task, self.update.params(), x_check, y_check, None, None,
-            ("x_check", "y_check"),
-        )  # fmt: skip
-        models = [self.model] if self.twin is None else [self.model, self.twin.model]
-        errors = torch.stack([check_error(m, self.task, x_check, y_check) for m in models])
-        (errors,) = self.replicas.mean([errors])  # the whole check batch's
-        if self.twin is None:  # handed over already: the model is the twin
-            return CheckResult(errors[0], None, True)
-        model_error, twin_error = errors.tolist()
-        if getattr(self.handover_rule, rule)(model_error, twin_error):
-            self._hand_over()
-        return CheckResult(errors[0], errors[1], self.twin is None)
-
-    def _hand_over(self) -> None:
-        """θ, buffers and the base optimizer's state become the twin's; the twin goes."""
-        twin, params = self.twin, self.update.params()
-        with Transaction(self) as tx:
-            tx.save_params()
-            tx.save_buffers()
-            tx.save_base_state(clone=False)  # entries are replaced, not written into
-            with torch.no_grad():
-                for p, q in zip(params, twin.params, strict=True):
-                    p.copy_(q)
-                for b, c in zip(self.model.buffers(), twin.model.buffers(), strict=True):
-                    b.copy_(c)
-            state = self.base_optimizer.state
-            for p, q in zip(params, twin.params, strict=True):
-                entry = twin.optimizer.state.get(q)
-                if entry is None:
-                    state.pop(p, None)
-                else:
-                    state[p] = {k: v.clone() if torch.is_tensor(v) else v for k, v in entry.items()}
-            self.handed_over_at = self.steps
-        self.twin = None
 
     def _objective(self, out: torch.Tensor, y: torch.Tensor, meta: bool) -> Objective:
         if self._on_task_loss:  # a plain step: the loss network is not even evaluated
@@ -366,6 +311,8 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
                 "handed_over_at": self.handed_over_at,
                 "twin": None if self.twin is None else self.twin.state_dict(),
             }
+            if self.window is not None:
+                extra["handover"]["window"] = self.window.state_dict()
         return extra
 
     def _check_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -375,23 +322,8 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
         if self.patience is not None and "patience" in state_dict:
             MetaPatience.check_state(state_dict["patience"])
         if self.handover_rule is not None:
-            state = state_dict.get("handover")
-            if not isinstance(state, dict) or not {"watch", "handed_over_at", "twin"} <= set(state):
-                raise ValueError(
-                    "state_dict lacks the hand-over's entry (watch, handed_over_at, twin): it "
-                    "was saved by an optimizer without handover, which this one cannot resume"
-                )
-            HandoverWatch.check_state(state["watch"])
-            at = state["handed_over_at"]
-            if at is not None and (isinstance(at, bool) or not isinstance(at, int) or at < 0):
-                raise ValueError(
-                    f"the hand-over's handed_over_at must be None or an int; got {at!r}"
-                )
-            if (at is None) != (state["twin"] is not None):
-                raise ValueError("the hand-over's twin must be there exactly until it handed over")
-            if state["twin"] is not None:
-                twin = self.twin if self.twin is not None else self._new_twin()
-                twin.check_state(state["twin"])
+            twin = lambda: self.twin if self.twin is not None else self._new_twin()  # noqa: E731
+            check_saved_handover(state_dict.get("handover"), twin, self.window)
 
     def _load_extra_state(self, state_dict: dict[str, Any]) -> None:
         # Checkpoints from before recipes: their ϕ was started (or trained) already.
@@ -411,9 +343,10 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             if state["twin"] is None:
                 self.twin = None
             else:
-                if self.twin is None:
-                    self.twin = self._new_twin()
+                self.twin = self.twin or self._new_twin()
                 self.twin.load_state_dict(state["twin"])
+            if self.window is not None:  # older checkpoints: an empty window
+                self.window.load_state_dict(state.get("window", ValidationWindow.EMPTY))
 
     def _fall_back_to_unroll(self, err: Exception) -> None:
         if is_compiled(self.model):
@@ -441,5 +374,6 @@ class MetaLossOptimizer(OnlineMetaOptimizer):
             f"loss={type(self.loss).__name__}, hypergrad={self.hypergrad!r}, "
             f"meta_every={self.meta_every}, online={self.online}, recipe={self.recipe.name!r}, "
             f"guard={self.recipe.guard}, patience={self.recipe.patience}, "
-            f"after_stop={self.recipe.after_stop!r}, handover={self.recipe.handover})"
+            f"after_stop={self.recipe.after_stop!r}, handover={self.recipe.handover}, "
+            f"check_every={self.recipe.check_every})"
         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adaloss.handover import check_handover
+from adaloss.handover import check_check_every, check_handover
 from adaloss.patience import check_patience
 
 STARTS = ("warm_start", "offline")
@@ -55,6 +55,8 @@ class Recipe:
     # hand over to a plain-trained twin once it has had the lower check error at this many
     # consecutive ``check`` calls (``adaloss.handover``); None: no twin
     handover: int | None = None
+    # make those checks in ``step``, on the validation batches of every this many steps
+    check_every: int | None = None
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
@@ -66,6 +68,7 @@ class Recipe:
             raise ValueError(f"guard must be None or > 0, got {self.guard}")
         check_patience(self.patience)
         check_handover(self.handover)
+        check_check_every(self.check_every, self.handover)
         if self.after_stop not in AFTER_STOP:
             raise ValueError(f"after_stop must be one of {AFTER_STOP}, got {self.after_stop!r}")
 

@@ -24,7 +24,9 @@ which any choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 a
   validation split, which also feeds the meta-objective (no split held out);
 - *step* (only with ``--methods``): the defaults with ``horizon="step"``, the meta-objective
   at θ_{t+1} however far momentum carries θ;
-- *eta1e-4* (only with ``--methods``): the defaults with ``meta_lr=1e-4``.
+- *eta1e-4* (only with ``--methods``): the defaults with ``meta_lr=1e-4``;
+- *hand-over-auto* (only with ``--methods``): ``handover=5, check_every=`` one epoch's
+  steps — ``step``'s own check on the validation batches, no ``check`` call.
 
 ``--selection`` carves a fixed 15 % of the training part out as a selection split that no
 training or meta step sees (so every method trains on fewer examples than without it) and
@@ -53,7 +55,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import adaloss
 
-METHODS = ("plain", "default", "hand-over", "guard1", "frozen", "hand-over-val", "step", "eta1e-4")
+METHODS = (
+    "plain", "default", "hand-over", "guard1", "frozen", "hand-over-val", "step", "eta1e-4",
+    "hand-over-auto",
+)  # fmt: skip
 
 
 def _load(name: str):
@@ -158,6 +163,7 @@ def train(
             "frozen": {"meta_lr": 0.0},
             "step": {"horizon": "step"},
             "eta1e-4": {"meta_lr": 1e-4},
+            "hand-over-auto": {"handover": 5, "check_every": len(train_loader)},
         }
         options = options.get(method, {})
         opt = adaloss.MetaLossOptimizer(model, optimizer, task, **options)

@@ -222,6 +222,23 @@ def test_a_hand_over_run_ends_on_the_baseline_when_the_twin_stays_ahead(tmp_path
               "--seeds", "1", "--out", str(out), *TINY])  # fmt: skip
 
 
+def test_check_every_hands_over_inside_the_run_with_no_check_split(tmp_path, data_dir):
+    out = tmp_path / "runs"
+    common = ["run", "--task", "diabetes", "--recipe", "default", "--seeds", "1",
+              "--out", str(out), "--steps", "40", "--eval-every", "4"]  # fmt: skip
+    assert main([*common, "--methods", "baseline"]) == 0
+    assert main([*common, "--methods", "adalfl", "--handover", "1", "--check-every", "5"]) == 0
+    rows = out / "diabetes/adaloss_mlp"
+    base = json.loads((rows / "baseline/seed0.json").read_text())
+    run = json.loads((rows / "adalfl_default_handover1_every5/seed0.json").read_text())
+    at = run["final"]["handed_over_at"]
+    assert at is not None and at % 5 == 0 and "check_error" not in run["curve"]
+    later = [i for i, step in enumerate(run["curve"]["step"]) if step >= at]
+    assert later and all(
+        run["curve"]["selection_error"][i] == base["curve"]["selection_error"][i] for i in later
+    )  # from the hand-over on, the run is the baseline
+
+
 def test_label_noise_outside_zero_one_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["run", "--task", "diabetes", "--label-noise", "1.5", "--out", str(tmp_path)])

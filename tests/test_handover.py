@@ -9,7 +9,9 @@ import torch
 from conftest import mlp
 
 import adaloss
-import adaloss.optimizer
+import adaloss.distributed
+import adaloss.handing_over
+import adaloss.handover
 from adaloss.handover import HandoverWatch
 
 
@@ -46,7 +48,7 @@ def behind(monkeypatch):
     """Make every check see the model worse than the twin (1.0 against 0.5)."""
     calls = iter([1.0, 0.5] * 100)
     monkeypatch.setattr(
-        adaloss.optimizer, "check_error", lambda *a: torch.tensor(next(calls)), raising=True
+        adaloss.handing_over, "check_error", lambda *a: torch.tensor(next(calls)), raising=True
     )
 
 
@@ -99,7 +101,7 @@ def test_the_final_rule_hands_over_only_at_finish_and_only_when_the_twin_is_ahea
     assert opt.finish(*data[-1]).handed_over and opt.handed_over_at == 1
     ahead, *_ = pair(handover="final")
     ahead.step(*data[0], *data[1])
-    monkeypatch.setattr(adaloss.optimizer, "check_error", lambda *a: torch.tensor(0.5))
+    monkeypatch.setattr(adaloss.handing_over, "check_error", lambda *a: torch.tensor(0.5))
     assert not ahead.finish(*data[-1]).handed_over  # a tie keeps the learned loss's model
     counted, *_ = pair(handover=5)  # with a number of checks, finish is a last chance
     counted.step(*data[0], *data[1])
@@ -276,3 +278,88 @@ def test_the_recipe_carries_the_hand_over():
     assert off.handover_rule is None and off.twin is None
     with pytest.raises(ValueError, match='handover must be None, "final" or an integer'):
         adaloss.recipes.Recipe("bad", start="warm_start", meta_lr=1e-3, guard=None, handover=0)
+
+
+# -- step's own check on the validation batches (check_every) -------------------------------
+
+
+def test_step_checks_by_itself_on_the_validation_batches_and_hands_over(monkeypatch):
+    opt, plain, plain_opt = pair(handover=2, check_every=3)
+    monkeypatch.setattr(  # every window: the model's error 1.0, the twin's 0.5
+        adaloss.handover, "check_error", lambda m, *a: torch.tensor(1.0 if m is opt.model else 0.5)
+    )
+    data = batches()
+    for t, (x, y) in enumerate(data[:6], start=1):
+        opt.step(x, y, x.flip(0), y.flip(0))
+        plain_step(plain, plain_opt, x, y)
+        assert (opt.handed_over_at is None) == (t < 6)  # two windows of three steps behind
+    assert opt.handed_over_at == 6 and opt.twin is None
+    for p, q in zip(opt.model.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+
+
+def test_the_window_weighs_each_validation_example_once_per_batch_it_is_in():
+    torch.manual_seed(0)
+    model, twin = mlp().double(), mlp().double()
+    task = adaloss.Classification(3)
+    (x1, y1), (x2, y2) = batches(2)
+    window = adaloss.handover.ValidationWindow(2)
+    window.add(model, twin, task, x1[:5], y1[:5])
+    assert not window.due()
+    window.add(model, twin, task, x2, y2)
+    assert window.due()
+    x, y = torch.cat([x1[:5], x2]), torch.cat([y1[:5], y2])
+    with torch.no_grad():
+        expected = [float(task.error(m(x), y)) for m in (model, twin)]
+    assert window.take(adaloss.distributed.Replicas()) == pytest.approx(expected, rel=1e-12)
+    assert not window.due() and window.state_dict() == adaloss.handover.ValidationWindow.EMPTY
+
+
+def test_check_every_needs_validation_batches_and_a_number_of_checks():
+    opt, *_ = pair(handover=2, check_every=3)
+    before = copy.deepcopy(opt.state_dict())
+    x, y = batches(1)[0]
+    with pytest.raises(ValueError, match="pass x_val, y_val"):
+        opt.step(x, y)
+    assert opt.steps == 0 and str(opt.state_dict()) == str(before)
+    for handover, every, match in [
+        (None, 3, "pass handover=P"),
+        ("final", 3, "pass handover=P"),
+        (2, 0, "integer number of steps >= 1"),
+        (2, True, "integer number of steps >= 1"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            pair(handover=handover, check_every=every)
+
+
+def test_a_checkpoint_resumes_a_window_halfway():
+    data = batches(12)
+
+    def run(steps, opt):
+        for x, y in steps:
+            opt.step(x, y, x.flip(0), y.flip(0))
+        return opt
+
+    def new():  # a fast-moving ϕ, so that the twin gets ahead in the second window
+        return pair(handover=1, check_every=4, meta_lr=0.1)[0]
+
+    first = run(data, new())
+    assert first.handed_over_at == 8
+    halfway = run(data[:6], new())
+    saved, saved_model = copy.deepcopy(halfway.state_dict()), halfway.model.state_dict()
+    assert saved["handover"]["window"]["sums"][3] == 2  # two batches into the second window
+    resumed = new()
+    resumed.model.load_state_dict(saved_model)
+    resumed.load_state_dict(saved)
+    run(data[6:], resumed)
+    assert resumed.handed_over_at == first.handed_over_at
+    assert str(resumed.state_dict()["handover"]) == str(first.state_dict()["handover"])
+    for p, q in zip(first.model.parameters(), resumed.model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    older = copy.deepcopy(saved)  # a checkpoint from before check_every: an empty window
+    del older["handover"]["window"]
+    resumed.load_state_dict(older)
+    assert resumed.window.state_dict() == adaloss.handover.ValidationWindow.EMPTY
+    older["handover"]["window"] = {"sums": [1.0, 2.0]}
+    with pytest.raises(ValueError, match="4 numbers"):
+        resumed.load_state_dict(older)

@@ -97,6 +97,7 @@ class RunConfig:
     patience: int | None = None  # None: the recipe's; 0: adapt to the end; P: adaloss.patience
     after_stop: str | None = None  # None: the recipe's; "task_loss" or "frozen"
     handover: int | str | None = None  # None: the recipe's; 0: no twin; P or "final"
+    check_every: int | None = None  # None: the recipe's; N: step checks on validation batches
     init_steps: int = DEFAULT_INIT_STEPS
     init_meta_lr: float = DEFAULT_INIT_META_LR
     inner_steps: int = 1
@@ -139,6 +140,8 @@ class RunConfig:
         if self.method == "adalfl" and self.handover is not None:
             if (self.handover or None) != recipe.handover:
                 key += f"_handover{self.handover}" if self.handover else "_nohandover"
+        if self.method == "adalfl" and self.check_every not in (None, recipe.check_every):
+            key += f"_every{self.check_every}"
         offline = self.method != "baseline" and (
             self.method != "adalfl" or recipe.start == "offline"
         )
@@ -229,6 +232,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         "lower check error at this many evaluations in a row, or 'final': "
                         "keep the better of the two at the end (needs --check-fraction; "
                         "default: the recipe's; 0: no twin)")  # fmt: skip
+    parser.add_argument("--check-every", type=_steps, default=None,
+                        help="AdaLFL with --handover P: the optimizer checks by itself every "
+                        "this many steps, on the validation batches (no --check-fraction "
+                        "needed; default: the recipe's)")  # fmt: skip
     parser.add_argument(
         "--init-steps", type=int, default=DEFAULT_INIT_STEPS, help="offline steps (Alg. 1)"
     )
@@ -299,7 +306,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
         name: getattr(args, name)
         for name in (
             "batch_size", "loss", "meta_objective", "meta_lr", "recipe", "guard", "horizon",
-            "meta_anchor", "patience", "after_stop", "handover",
+            "meta_anchor", "patience", "after_stop", "handover", "check_every",
             "init_steps",
             "init_meta_lr",
             "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",

@@ -166,6 +166,7 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
                 patience=patience if config.method == "adalfl" else None,
                 after_stop=config.after_stop if config.method == "adalfl" else None,
                 handover=handover if config.method == "adalfl" else None,
+                check_every=config.check_every if config.method == "adalfl" else None,
             )  # fmt: skip
             timeline = LossTimeline(loss, task)
         init_train = batches(
@@ -224,7 +225,7 @@ def run_one(config: RunConfig, progress: bool = True, states_to: Path | None = N
             extra_curves["lr"].append(float(opt.lr.detach()))
 
     rule = getattr(opt, "handover_rule", None)
-    checking = rule is not None
+    checking = rule is not None and getattr(opt, "window", None) is None  # else step checks
     if checking and data.check is None:
         raise ValueError("a hand-over compares on a check split: pass --check-fraction")
     check_batch = full_batch(data.check, device) if checking else None

@@ -1,0 +1,99 @@
+"""What ``MetaLossOptimizer`` does with the hand-over's parts (``adaloss.handover``): the
+twin's step after every step, the checks (the user's ``check``/``finish``, or ``step``'s own
+with ``check_every``) and the hand-over itself.
+
+A mixin, because each of these reads and writes the optimizer's model, base optimizer and
+step count: it expects ``model``, ``base_optimizer``, ``task``, ``replicas``, ``update``,
+``steps``, ``_grad_scale``, and the hand-over's state — ``twin``, ``window``,
+``handover_rule`` and ``handed_over_at`` — which ``MetaLossOptimizer.__init__`` sets.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from adaloss.batches import check_batch
+from adaloss.handover import CheckResult, PlainTwin, check_error
+from adaloss.online import StepResult
+from adaloss.transaction import Transaction
+
+
+class HandsOver:
+    """The hand-over's steps, checks and the hand-over, mixed into ``MetaLossOptimizer``."""
+
+    def _new_twin(self) -> PlainTwin:
+        return PlainTwin(self.model, self.base_optimizer, self.task, self.replicas)
+
+    def _check_batch(self, x, y, x_val, y_val) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.window is not None and x_val is None:
+            raise ValueError("check_every checks on the validation batches: pass x_val, y_val")
+        return super()._check_batch(x, y, x_val, y_val)
+
+    def _after_step(self, x, y, x_val, y_val, result: StepResult) -> None:
+        # Every batch, the learned loss's rejected ones too: a run stuck on rejections must
+        # not freeze the plain training it would hand over to.
+        if self.twin is None:
+            return
+        self.twin.follow(self.base_optimizer)
+        self.twin.step(x, y, self._grad_scale)  # on an exception: restored, and the step
+        if self.window is not None:
+            self.window.add(self.model, self.twin.model, self.task, x_val, y_val)
+            if self.window.due() and self.handover_rule.observe(*self.window.take(self.replicas)):
+                self._hand_over()
+
+    def check(self, x_check: torch.Tensor, y_check: torch.Tensor) -> CheckResult:
+        """Compare the model with its plain-trained twin on held-out ``(x_check, y_check)``
+        (``task.error``, eval mode) and hand over once the twin has been ahead at
+        ``handover`` consecutive checks. Pass the same held-out examples every time, none
+        of which any step sees (the validation batches favour the learned loss, which is
+        fitted to them; ``check_every`` checks on them, for harm too large to hide there).
+        Bad input raises ValueError before anything changes."""
+        return self._compare(x_check, y_check, "observe")
+
+    def finish(self, x_check: torch.Tensor, y_check: torch.Tensor) -> CheckResult:
+        """At the end of training: keep the better of the two models on ``(x_check,
+        y_check)`` — hand over if the twin's error is lower (ties keep the model). The rule
+        of ``handover="final"``; with a number of checks, a last chance to hand over."""
+        return self._compare(x_check, y_check, "pick")
+
+    def _compare(self, x_check, y_check, rule: str) -> CheckResult:
+        """Both models' errors; ``rule``, the watch's method, says whether to hand over."""
+        if self.handover_rule is None:
+            raise RuntimeError(
+                "check() and finish() compare with a plain-trained twin: pass handover=P"
+            )
+        x_check, y_check = self.replicas.check_everywhere(
+            check_batch, self.task, self.update.params(), x_check, y_check, None, None,
+            ("x_check", "y_check"),
+        )  # fmt: skip
+        models = [self.model] if self.twin is None else [self.model, self.twin.model]
+        errors = torch.stack([check_error(m, self.task, x_check, y_check) for m in models])
+        (errors,) = self.replicas.mean([errors])  # the whole check batch's
+        if self.twin is None:  # handed over already: the model is the twin
+            return CheckResult(errors[0], None, True)
+        model_error, twin_error = errors.tolist()
+        if getattr(self.handover_rule, rule)(model_error, twin_error):
+            self._hand_over()
+        return CheckResult(errors[0], errors[1], self.twin is None)
+
+    def _hand_over(self) -> None:
+        """θ, buffers and the base optimizer's state become the twin's; the twin goes."""
+        twin, params = self.twin, self.update.params()
+        with Transaction(self) as tx:
+            tx.save_params()
+            tx.save_buffers()
+            tx.save_base_state(clone=False)  # entries are replaced, not written into
+            with torch.no_grad():
+                for p, q in zip(params, twin.params, strict=True):
+                    p.copy_(q)
+                for b, c in zip(self.model.buffers(), twin.model.buffers(), strict=True):
+                    b.copy_(c)
+            state = self.base_optimizer.state
+            for p, q in zip(params, twin.params, strict=True):
+                entry = twin.optimizer.state.get(q)
+                if entry is None:
+                    state.pop(p, None)
+                else:
+                    state[p] = {k: v.clone() if torch.is_tensor(v) else v for k, v in entry.items()}
+            self.handed_over_at = self.steps
+        self.twin = None
