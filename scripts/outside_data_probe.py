@@ -25,8 +25,8 @@ which any choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 a
 - *step* (only with ``--methods``): the defaults with ``horizon="step"``, the meta-objective
   at θ_{t+1} however far momentum carries θ;
 - *eta1e-4* (only with ``--methods``): the defaults with ``meta_lr=1e-4``;
-- *hand-over-auto* (only with ``--methods``): ``handover=5, check_every=`` one epoch's
-  steps — ``step``'s own check on the validation batches, no ``check`` call.
+- *hand-over-auto* (only with ``--methods``): ``handover=5, check_every=200`` — ``step``'s
+  own check on the validation batches of every 200 steps, no ``check`` call.
 
 ``--selection`` carves a fixed 15 % of the training part out as a selection split that no
 training or meta step sees (so every method trains on fewer examples than without it) and
@@ -163,7 +163,7 @@ def train(
             "frozen": {"meta_lr": 0.0},
             "step": {"horizon": "step"},
             "eta1e-4": {"meta_lr": 1e-4},
-            "hand-over-auto": {"handover": 5, "check_every": len(train_loader)},
+            "hand-over-auto": {"handover": 5, "check_every": 200},
         }
         options = options.get(method, {})
         opt = adaloss.MetaLossOptimizer(model, optimizer, task, **options)

@@ -49,7 +49,9 @@ COLUMNS = [
     ("default, monotone loss", "results/monotone-screen", "adalfl_default_monotone"),
     ("default, patience 1000", "results/patience-screen", "adalfl_default_patience1000"),
     ("patience 1000, frozen", "results/patience-screen", "adalfl_default_patience1000_frozen"),
-]
+    ("default, hand-over on validation", "results/auto-handover-screen",
+     "adalfl_default_handover5_every200"),
+]  # fmt: skip
 # The rows with corrupted training targets (``adaloss run --label-noise``) and their columns.
 NOISE_ROWS = [("california-noise0.2", "adaloss_mlp"), ("digits-noise0.4", "adaloss_mlp")]
 NOISE_COLUMNS = [

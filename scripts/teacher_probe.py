@@ -40,6 +40,7 @@ CONFIGS = {
     "kappa1-eta1e-4": {"recipe": "step", "guard": 1.0, "meta_lr": 1e-4},
     "kappa1.25": {"recipe": "step", "guard": 1.25},
     "default-eta1e-4": {"meta_lr": 1e-4},  # today's default (the momentum horizon) at η 1e-4
+    "default-handover": {"handover": 5, "check_every": 200},  # step's own check on validation
 }
 
 
