@@ -200,6 +200,20 @@ def hand_over(env):
             "handed_over_at": opt.handed_over_at}  # fmt: skip
 
 
+def hand_over_every(env):
+    """``check_every``: each window sums both models' errors over every rank's validation
+    rows, and every rank hands over at the same step."""
+    opt = make(env, "forward", optimizer="momentum", recipe="default", handover=2,
+               check_every=2, regression=True)  # fmt: skip
+    results = Run(opt)
+    x, y = (env.shard(t) for t in global_batches(1, regression=True)[0])
+    windows = []
+    for _ in range(STOP_STEPS // 3):
+        results.append(opt.step(x, y, x.flip(0), y.flip(0)))
+        windows.append(opt.window.state_dict()["sums"][3])
+    return {**snapshot(opt, results), "windows": windows, "handed_over_at": opt.handed_over_at}
+
+
 def meta_lr(env):
     torch.manual_seed(0)
     model = env.wrap(Poisonable().double())
@@ -231,6 +245,7 @@ SCENARIOS: dict[str, Callable] = {
         default_recipe_lazy_unroll,
         patience_stops,
         hand_over,
+        hand_over_every,
         paper_initialize,
         paper_initialize_unrolled,
         nan_on_one_rank,
@@ -352,6 +367,9 @@ def test_two_ranks_step_as_one_process_on_both_shards(ranks, name):
             for mine, theirs in zip(got["twins"], reference["twins"], strict=True):
                 for a, b in zip(mine, theirs, strict=True):
                     torch.testing.assert_close(a, b, rtol=RTOL, atol=RTOL)
+    if name == "hand_over_every":
+        assert reference["handed_over_at"] == 4  # two windows of two steps, the twin ahead
+        assert all(r["handed_over_at"] == 4 for r in per_rank)
     if name.startswith("default_recipe") or name == "nan_on_one_rank":
         assert reference["guarded"] == reference["steps"]  # the guard acted on every step
     assert reference["phi_moved"] > 0
