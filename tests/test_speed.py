@@ -94,7 +94,9 @@ def test_parse_method():
     assert fixed.engine == "forward" and not fixed.online and fixed.cycle == 1
     twin = speed.parse_method("forward/4+twin")
     assert twin == speed.Method("forward/4+twin", "forward", 4, twin=True) and twin.cycle == 4
-    for bad in ("plain+twin", "fixed+twin", "+twin"):
+    check = speed.parse_method("forward+check")
+    assert check == speed.Method("forward+check", "forward", 1, twin=True, check_every=200)
+    for bad in ("plain+twin", "fixed+twin", "+twin", "plain+check", "+check"):
         with pytest.raises(ValueError):
             speed.parse_method(bad)
 

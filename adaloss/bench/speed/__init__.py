@@ -12,7 +12,8 @@ Methods: ``plain`` is ``loss.backward(); opt.step(); opt.zero_grad()`` with the 
 loss; ``unroll`` and ``forward`` are ``MetaLossOptimizer.step`` with that engine and a
 meta step every step; ``ENGINE/K`` (e.g. ``forward/10``) takes a meta step every K-th
 step only; a ``+twin`` suffix (``forward+twin``) also steps the plain-trained twin of
-``handover`` (never handing over). A method with a meta step every step reports the
+``handover`` (never handing over), and ``+check`` adds ``check_every=200``'s checks on
+the validation batches to it. A method with a meta step every step reports the
 median time of single steps; ``ENGINE/K`` reports the mean time per step over complete
 K-step cycles (a median over single steps would hide the one expensive step in every K).
 

@@ -73,6 +73,7 @@ class Method:
     meta_every: int = 1
     online: bool = True  # False (``fixed``): the learned loss with ϕ fixed, no meta step
     twin: bool = False  # ``+twin``: also the plain-trained twin of ``handover`` (never taking over)
+    check_every: int | None = None  # ``+check``: the twin and ``check_every=200``'s window
 
     @property
     def cycle(self) -> int:
@@ -83,7 +84,11 @@ class Method:
 def parse_method(name: str) -> Method:
     """``plain``, ``fixed`` (the learned loss, ϕ fixed: ``online=False``), ``forward``,
     ``unroll``, or ``forward/K`` / ``unroll/K`` (meta step every K); a ``+twin`` suffix on an
-    engine also steps ``handover``'s plain-trained twin (``forward+twin``)."""
+    engine also steps ``handover``'s plain-trained twin (``forward+twin``), a ``+check``
+    suffix the twin and ``check_every=200``'s checks on the validation batches."""
+    if name.endswith("+check") and name != "+check":
+        inner = parse_method(name.removesuffix("+check") + "+twin")
+        return Method(name, inner.engine, inner.meta_every, twin=True, check_every=200)
     if name.endswith("+twin") and name != "+twin":
         inner = parse_method(name.removesuffix("+twin"))
         if inner.engine is None or not inner.online:
@@ -175,6 +180,7 @@ class Runner:
                 meta_every=method.meta_every,
                 online=method.online,
                 handover=2**62 if method.twin else None,  # the twin's cost, never its take-over
+                check_every=method.check_every,
             )
         self.batches = batches
         self.steps = 0

@@ -83,7 +83,8 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
         "--methods",
         default=",".join(DEFAULT_METHODS),
         help="comma-separated: plain, fixed (learned loss, ϕ fixed), forward, unroll, forward/K, "
-        "unroll/K (meta step every K), any engine +twin (with handover's plain-trained twin); "
+        "unroll/K (meta step every K), any engine +twin (with handover's plain-trained twin) "
+        "or +check (the twin and check_every=200's checks on the validation batches); "
         f"default {','.join(DEFAULT_METHODS)}",
     )
     parser.add_argument(
