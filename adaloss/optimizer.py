@@ -21,6 +21,7 @@ from adaloss.handing_over import HandsOver
 from adaloss.handover import (
     HandoverWatch,
     ValidationWindow,
+    check_check_every,
     check_handover,
     check_saved_handover,
 )
@@ -87,7 +88,8 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             recipe's (the default recipe's: none), ``False`` keeps no twin.
         check_every: with ``handover=P``, ``step`` checks by itself every this many steps,
             on the validation batches of those steps (both models in eval mode; it then
-            needs ``x_val, y_val``); ``None`` takes the recipe's (none: ``check`` only).
+            needs ``x_val, y_val``); ``None`` takes the recipe's (none: ``check`` only),
+            ``False`` checks only when ``check`` is called.
     """
 
     def __init__(
@@ -109,13 +111,15 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         patience: int | bool | None = None,
         after_stop: str | None = None,
         handover: int | str | bool | None = None,
-        check_every: int | None = None,
+        check_every: int | bool | None = None,
     ) -> None:
         recipe = get_recipe(recipe)
         if patience is not None and patience is not False:
             check_patience(patience)
         if handover is not None and handover is not False:
             check_handover(handover)
+        if check_every is not None and check_every is not False:
+            check_check_every(check_every, 1)  # the number; its pairing: the recipe's check
         if guard is not None and guard is not False:
             if isinstance(guard, bool) or not isinstance(guard, int | float) or not guard > 0:
                 raise ValueError(f"guard must be a bound > 0, None or False; got {guard!r}")
@@ -126,8 +130,11 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             horizon=recipe.horizon if horizon is None else horizon,
             patience=recipe.patience if patience is None else (patience or None),
             after_stop=recipe.after_stop if after_stop is None else after_stop,
-            handover=recipe.handover if handover is None else (handover or None),
-            check_every=recipe.check_every if check_every is None else check_every,
+            handover=(handover := recipe.handover if handover is None else (handover or None)),
+            # the recipe's windows go with its twin: handover=False turns both off
+            check_every=(recipe.check_every if handover else None)
+            if check_every is None
+            else (check_every or None),
         )
         self.patience = None if self.recipe.patience is None else MetaPatience(self.recipe.patience)
         self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)

@@ -12,6 +12,7 @@ import adaloss
 import adaloss.distributed
 import adaloss.handing_over
 import adaloss.handover
+import adaloss.recipes
 from adaloss.handover import HandoverWatch
 
 
@@ -363,3 +364,17 @@ def test_a_checkpoint_resumes_a_window_halfway():
     older["handover"]["window"] = {"sums": [1.0, 2.0]}
     with pytest.raises(ValueError, match="4 numbers"):
         resumed.load_state_dict(older)
+
+
+def test_a_recipe_with_windows_is_turned_off_by_handover_false_or_check_every_false():
+    recipe = adaloss.recipes.Recipe(
+        "checked", start="warm_start", meta_lr=1e-3, guard=2.0, handover=5, check_every=3
+    )
+    opt, *_ = pair(handover=None, recipe=recipe)
+    assert opt.window is not None and opt.window.every == 3
+    opt, *_ = pair(handover=False, recipe=recipe)
+    assert opt.twin is None and opt.window is None  # the windows go with the twin
+    opt, *_ = pair(handover=None, recipe=recipe, check_every=False)
+    assert opt.twin is not None and opt.window is None  # checks only when check is called
+    with pytest.raises(ValueError, match="pass handover=P"):
+        pair(handover=False, recipe=recipe, check_every=3)

@@ -97,7 +97,7 @@ class RunConfig:
     patience: int | None = None  # None: the recipe's; 0: adapt to the end; P: adaloss.patience
     after_stop: str | None = None  # None: the recipe's; "task_loss" or "frozen"
     handover: int | str | None = None  # None: the recipe's; 0: no twin; P or "final"
-    check_every: int | None = None  # None: the recipe's; N: step checks on validation batches
+    check_every: int | None = None  # None: the recipe's; 0: none; N: step checks on validation
     init_steps: int = DEFAULT_INIT_STEPS
     init_meta_lr: float = DEFAULT_INIT_META_LR
     inner_steps: int = 1
@@ -140,8 +140,9 @@ class RunConfig:
         if self.method == "adalfl" and self.handover is not None:
             if (self.handover or None) != recipe.handover:
                 key += f"_handover{self.handover}" if self.handover else "_nohandover"
-        if self.method == "adalfl" and self.check_every not in (None, recipe.check_every):
-            key += f"_every{self.check_every}"
+        if self.method == "adalfl" and self.check_every is not None:
+            if (self.check_every or None) != recipe.check_every:
+                key += f"_every{self.check_every}" if self.check_every else "_noevery"
         offline = self.method != "baseline" and (
             self.method != "adalfl" or recipe.start == "offline"
         )
@@ -235,7 +236,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check-every", type=_steps, default=None,
                         help="AdaLFL with --handover P: the optimizer checks by itself every "
                         "this many steps, on the validation batches (no --check-fraction "
-                        "needed; default: the recipe's)")  # fmt: skip
+                        "needed; default: the recipe's; 0: only on --check-fraction's "
+                        "split)")  # fmt: skip
     parser.add_argument(
         "--init-steps", type=int, default=DEFAULT_INIT_STEPS, help="offline steps (Alg. 1)"
     )

@@ -166,7 +166,8 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
                 patience=patience if config.method == "adalfl" else None,
                 after_stop=config.after_stop if config.method == "adalfl" else None,
                 handover=handover if config.method == "adalfl" else None,
-                check_every=config.check_every if config.method == "adalfl" else None,
+                check_every=None if config.method != "adalfl" or config.check_every is None
+                else (config.check_every or False),
             )  # fmt: skip
             timeline = LossTimeline(loss, task)
         init_train = batches(
@@ -225,9 +226,10 @@ def run_one(config: RunConfig, progress: bool = True, states_to: Path | None = N
             extra_curves["lr"].append(float(opt.lr.detach()))
 
     rule = getattr(opt, "handover_rule", None)
-    checking = rule is not None and getattr(opt, "window", None) is None  # else step checks
-    if checking and data.check is None:
+    windows = getattr(opt, "window", None) is not None  # step checks on validation batches
+    if rule is not None and data.check is None and not windows:
         raise ValueError("a hand-over compares on a check split: pass --check-fraction")
+    checking = rule is not None and data.check is not None
     check_batch = full_batch(data.check, device) if checking else None
 
     record(0)
