@@ -10,6 +10,8 @@ step count: it expects ``model``, ``base_optimizer``, ``task``, ``replicas``, ``
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from adaloss.batches import check_batch
@@ -21,13 +23,10 @@ from adaloss.transaction import Transaction
 class HandsOver:
     """The hand-over's steps, checks and the hand-over, mixed into ``MetaLossOptimizer``."""
 
+    _warned_no_validation = False  # check_every's warning for a step without x_val, y_val
+
     def _new_twin(self) -> PlainTwin:
         return PlainTwin(self.model, self.base_optimizer, self.task, self.replicas)
-
-    def _check_batch(self, x, y, x_val, y_val) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.window is not None and x_val is None:
-            raise ValueError("check_every checks on the validation batches: pass x_val, y_val")
-        return super()._check_batch(x, y, x_val, y_val)
 
     def _after_step(self, x, y, x_val, y_val, result: StepResult) -> None:
         # Every batch, the learned loss's rejected ones too: a run stuck on rejections must
@@ -36,7 +35,14 @@ class HandsOver:
             return
         self.twin.follow(self.base_optimizer)
         self.twin.step(x, y, self._grad_scale)  # on an exception: restored, and the step
-        if self.window is not None:
+        if self.window is not None and x_val is None and not self._warned_no_validation:
+            self._warned_no_validation = True
+            warnings.warn(
+                "adaloss: check_every judges the hand-over on the validation batches, and "
+                "step got none (x_val, y_val): steps without them add nothing to its window",
+                stacklevel=4,
+            )
+        if self.window is not None and x_val is not None:
             self.window.add(self.model, self.twin.model, self.task, x_val, y_val)
             if self.window.due() and self.handover_rule.observe(*self.window.take(self.replicas)):
                 self._hand_over()

@@ -20,6 +20,7 @@ hide there; the gross harm measured on data outside the benchmark rows did not h
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,7 +202,11 @@ class PlainTwin:
              "params": [twins[names[p]] for p in g["params"]]}
             for g in base_optimizer.param_groups
         ]  # fmt: skip
-        self.optimizer = type(base_optimizer)(groups, **base_optimizer.defaults)
+        # Every group carries its hyper-parameters; the constructor gets the defaults it
+        # accepts (torch's AdamW keeps a "decoupled_weight_decay" default it refuses).
+        accepted = inspect.signature(type(base_optimizer)).parameters
+        defaults = {k: v for k, v in base_optimizer.defaults.items() if k in accepted}
+        self.optimizer = type(base_optimizer)(groups, **defaults)
         # torch's load_state_dict keeps tensors that need no cast: copy, never share
         self.optimizer.load_state_dict(copy.deepcopy(base_optimizer.state_dict()))
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]

@@ -49,10 +49,12 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         loss: the learned loss, any module ``(pred, target) -> scalar`` on the task's
             mapped (B, C) tensors; default ``LossNetwork()`` on the model's device/dtype.
         recipe: ``"default"`` (task-loss warm start, η = 1e-3, the guard on, the momentum
-            horizon; chosen on held-out data, see BENCHMARKS.md), ``"paper"`` (Algorithm
-            1's offline phase, η = 1e-5, no guard, L_T at θ_{t+1}: the paper's Appendix C),
-            ``"step"`` (the default with L_T at θ_{t+1}: the default before 2026-12-05) or
-            an ``adaloss.recipes.Recipe``.
+            horizon, the hand-over judged on the validation batches; chosen on held-out
+            data, see BENCHMARKS.md), ``"unchecked"`` (the default without the hand-over:
+            the default before session 20), ``"paper"`` (Algorithm 1's offline phase,
+            η = 1e-5, no guard, L_T at θ_{t+1}: the paper's Appendix C), ``"step"`` (the
+            unchecked default with L_T at θ_{t+1}: the default before 2026-12-05) or an
+            ``adaloss.recipes.Recipe``.
         meta_optimizer: default ``torch.optim.Adam(loss.parameters(), lr=meta_lr)``.
         meta_lr: online meta learning rate η; ``None`` takes the recipe's.
         guard: bound κ of the trust region ``adaloss.guard.TrustRegionGuard`` (the learned
@@ -82,14 +84,17 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             ``None`` takes the recipe's.
         handover: keep a twin of the model trained on the task loss alone (one plain step
             per step) and hand over to it once it has had the lower error at this many
-            consecutive ``check(x_check, y_check)`` calls on held-out data, or with
-            ``"final"`` only if it has the lower error at ``finish(x_check, y_check)``
-            (``adaloss.handover``; ``handed_over_at`` says when); ``None`` takes the
-            recipe's (the default recipe's: none), ``False`` keeps no twin.
+            consecutive checks (``check_every``'s windows, ``check(x_check, y_check)``
+            calls on held-out data, or both), or with ``"final"`` only if it has the lower
+            error at ``finish(x_check, y_check)`` (``adaloss.handover``; ``handed_over_at``
+            says when); ``None`` takes the recipe's (the default recipe's: 5), ``False``
+            keeps no twin (one copy of the model and its optimizer state less, and a plain
+            step less per step).
         check_every: with ``handover=P``, ``step`` checks by itself every this many steps,
-            on the validation batches of those steps (both models in eval mode; it then
-            needs ``x_val, y_val``); ``None`` takes the recipe's (none: ``check`` only),
-            ``False`` checks only when ``check`` is called.
+            on the validation batches of those steps (both models in eval mode; steps
+            without ``x_val, y_val`` add nothing, and a warning says so once); ``None``
+            takes the recipe's (the default recipe's: 200), ``False`` checks only when
+            ``check`` is called.
     """
 
     def __init__(
@@ -131,8 +136,9 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             patience=recipe.patience if patience is None else (patience or None),
             after_stop=recipe.after_stop if after_stop is None else after_stop,
             handover=(handover := recipe.handover if handover is None else (handover or None)),
-            # the recipe's windows go with its twin: handover=False turns both off
-            check_every=(recipe.check_every if handover else None)
+            # the recipe's windows go with its number of checks: handover=False or "final"
+            # turns them off
+            check_every=(recipe.check_every if isinstance(handover, int) else None)
             if check_every is None
             else (check_every or None),
         )

@@ -3,9 +3,13 @@ where the meta-objective is measured.
 
 ``paper`` is Algorithms 1 then 2 at Appendix C's settings, kept for reproduction: the
 offline phase, online η = 1e-5, no guard, L_T at θ_{t+1}. ``default`` is the recipe chosen
-on held-out selection data (BENCHMARKS.md, "Choosing the default recipe" and "The momentum
-horizon"): the task-loss warm start (``adaloss.warmstart``), online adaptation at η = 1e-3,
-the gradient-scale guard at κ = 2, and L_T measured where the step's momentum carries θ.
+on held-out selection data (BENCHMARKS.md, "Choosing the default recipe", "The momentum
+horizon" and "The default with a hand-over judged on the validation batches"): the
+task-loss warm start (``adaloss.warmstart``), online adaptation at η = 1e-3, the
+gradient-scale guard at κ = 2, L_T measured where the step's momentum carries θ, and a
+plain-trained twin that the run hands over to once it has had the lower error on the
+validation batches of 5 consecutive 200-step windows. ``unchecked`` is the default
+without the twin (the default until session 20).
 In the screening (5 tasks × 3 seeds, 2,000 steps) η = 1e-3 had the lower selection error
 than η = 1e-4 on crime, Diabetes and California and tied on digits + logistic. With SGD
 momentum 0.9 at 10,000 steps the momentum horizon's selection error was no higher than
@@ -74,8 +78,22 @@ class Recipe:
 
 
 RECIPES = {
-    "default": Recipe("default", start="warm_start", meta_lr=1e-3, guard=2.0, horizon="momentum"),
+    "default": Recipe(
+        "default",
+        start="warm_start",
+        meta_lr=1e-3,
+        guard=2.0,
+        horizon="momentum",
+        handover=5,
+        check_every=200,
+    ),  # fmt: skip
     "paper": Recipe("paper", start="offline", meta_lr=1e-5, guard=None),
+    # The default until session 20 (2026-12-07), without the hand-over: result folders of
+    # that time name it "adalfl_default" (BENCHMARKS.md, "The default with a hand-over
+    # judged on the validation batches").
+    "unchecked": Recipe(
+        "unchecked", start="warm_start", meta_lr=1e-3, guard=2.0, horizon="momentum"
+    ),
     # The default until 2026-12-05, kept for the runs that used it: L_T at θ_{t+1} however
     # far momentum carries θ. Result folders of that time name it "adalfl_default" and
     # today's default "adalfl_horizon" (BENCHMARKS.md, "The momentum horizon").

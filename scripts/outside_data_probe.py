@@ -26,7 +26,10 @@ which any choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 a
   at θ_{t+1} however far momentum carries θ;
 - *eta1e-4* (only with ``--methods``): the defaults with ``meta_lr=1e-4``;
 - *hand-over-auto* (only with ``--methods``): ``handover=5, check_every=200`` — ``step``'s
-  own check on the validation batches of every 200 steps, no ``check`` call.
+  own check on the validation batches of every 200 steps, no ``check`` call (the default
+  since session 20);
+- *unchecked* (only with ``--methods``): ``recipe="unchecked"``, the default before session
+  20, which the *default* column of every command run before it measured.
 
 ``--selection`` carves a fixed 15 % of the training part out as a selection split that no
 training or meta step sees (so every method trains on fewer examples than without it) and
@@ -57,7 +60,7 @@ import adaloss
 
 METHODS = (
     "plain", "default", "hand-over", "guard1", "frozen", "hand-over-val", "step", "eta1e-4",
-    "hand-over-auto",
+    "hand-over-auto", "unchecked",
 )  # fmt: skip
 
 
@@ -164,6 +167,7 @@ def train(
             "step": {"horizon": "step"},
             "eta1e-4": {"meta_lr": 1e-4},
             "hand-over-auto": {"handover": 5, "check_every": 200},
+            "unchecked": {"recipe": "unchecked"},
         }
         options = options.get(method, {})
         opt = adaloss.MetaLossOptimizer(model, optimizer, task, **options)

@@ -41,6 +41,8 @@ CONFIGS = {
     "kappa1.25": {"recipe": "step", "guard": 1.25},
     "default-eta1e-4": {"meta_lr": 1e-4},  # today's default (the momentum horizon) at η 1e-4
     "default-handover": {"handover": 5, "check_every": 200},  # step's own check on validation
+    # the default before session 20, which "default" ran in every command before it
+    "unchecked": {"recipe": "unchecked"},
 }
 
 

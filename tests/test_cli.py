@@ -198,13 +198,13 @@ def test_a_check_split_is_recorded_beside_the_others_under_a_key_of_its_own(tmp_
 
 def test_a_hand_over_run_ends_on_the_baseline_when_the_twin_stays_ahead(tmp_path, data_dir):
     out = tmp_path / "runs"
-    common = ["run", "--task", "diabetes", "--recipe", "default", "--check-fraction", "0.5",
+    common = ["run", "--task", "diabetes", "--recipe", "unchecked", "--check-fraction", "0.5",
               "--seeds", "1", "--out", str(out), "--steps", "40", "--eval-every", "4"]  # fmt: skip
     assert main([*common, "--methods", "baseline"]) == 0
     assert main([*common, "--methods", "adalfl", "--handover", "1"]) == 0
     rows = out / "diabetes/adaloss_mlp"
     base = json.loads((rows / "baseline_check0.5/seed0.json").read_text())
-    run = json.loads((rows / "adalfl_default_handover1_check0.5/seed0.json").read_text())
+    run = json.loads((rows / "adalfl_unchecked_handover1_check0.5/seed0.json").read_text())
     at = run["final"]["handed_over_at"]
     assert at is not None and at % 4 == 0  # a check's step: an evaluation's
     after = run["curve"]["step"].index(at)  # recorded after the hand-over: the baseline's
@@ -212,14 +212,14 @@ def test_a_hand_over_run_ends_on_the_baseline_when_the_twin_stays_ahead(tmp_path
         assert run["curve"][key][after:] == base["curve"][key][after:]
         assert run["curve"][key][after - 1] != base["curve"][key][after - 1]
     assert main([*common, "--methods", "adalfl", "--handover", "final"]) == 0
-    final = json.loads((rows / "adalfl_default_handoverfinal_check0.5/seed0.json").read_text())
+    final = json.loads((rows / "adalfl_unchecked_handoverfinal_check0.5/seed0.json").read_text())
     assert final["final"]["handed_over_at"] in (None, 40)  # only the last evaluation decides
     assert final["final"]["check_error"] <= base["final"]["check_error"]  # the better kept
     if final["final"]["handed_over_at"]:
         assert final["final"]["selection_error"] == base["final"]["selection_error"]
     with pytest.raises(ValueError, match="pass --check-fraction"):
-        main(["run", "--task", "diabetes", "--methods", "adalfl", "--handover", "1",
-              "--seeds", "1", "--out", str(out), *TINY])  # fmt: skip
+        main(["run", "--task", "diabetes", "--methods", "adalfl", "--recipe", "unchecked",
+              "--handover", "1", "--seeds", "1", "--out", str(out), *TINY])  # fmt: skip
 
 
 def test_check_every_hands_over_inside_the_run_with_no_check_split(tmp_path, data_dir):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -142,8 +143,9 @@ def test_check_needs_a_twin():
     torch.manual_seed(0)
     model = mlp()
     opt = adaloss.MetaLossOptimizer(
-        model, torch.optim.SGD(model.parameters(), lr=0.1), adaloss.Classification(3)
-    )
+        model, torch.optim.SGD(model.parameters(), lr=0.1), adaloss.Classification(3),
+        handover=False,
+    )  # fmt: skip
     assert opt.twin is None
     for method in (opt.check, opt.finish):
         with pytest.raises(RuntimeError, match="handover=P"):
@@ -316,15 +318,20 @@ def test_the_window_weighs_each_validation_example_once_per_batch_it_is_in():
     assert not window.due() and window.state_dict() == adaloss.handover.ValidationWindow.EMPTY
 
 
-def test_check_every_needs_validation_batches_and_a_number_of_checks():
+def test_steps_without_validation_batches_add_nothing_to_the_window_and_say_so_once():
     opt, *_ = pair(handover=2, check_every=3)
-    before = copy.deepcopy(opt.state_dict())
     x, y = batches(1)[0]
-    with pytest.raises(ValueError, match="pass x_val, y_val"):
+    with pytest.warns(UserWarning, match="add nothing to its window"):
         opt.step(x, y)
-    assert opt.steps == 0 and str(opt.state_dict()) == str(before)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt.step(x, y)  # once
+    assert opt.steps == 2 and opt.window.state_dict() == adaloss.handover.ValidationWindow.EMPTY
+
+
+def test_check_every_needs_a_number_of_checks():
     for handover, every, match in [
-        (None, 3, "pass handover=P"),
+        (False, 3, "pass handover=P"),
         ("final", 3, "pass handover=P"),
         (2, 0, "integer number of steps >= 1"),
         (2, True, "integer number of steps >= 1"),
@@ -364,6 +371,15 @@ def test_a_checkpoint_resumes_a_window_halfway():
     older["handover"]["window"] = {"sums": [1.0, 2.0]}
     with pytest.raises(ValueError, match="4 numbers"):
         resumed.load_state_dict(older)
+
+
+def test_the_twin_of_adamw_takes_its_hyper_parameters_from_the_groups():
+    torch.manual_seed(0)
+    model = mlp().double()
+    base = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    opt = adaloss.MetaLossOptimizer(model, base, adaloss.Classification(3), handover=2)
+    twin = opt.twin.optimizer  # torch's AdamW.defaults holds a key its constructor refuses
+    assert type(twin) is torch.optim.AdamW and twin.param_groups[0]["weight_decay"] == 0.05
 
 
 def test_a_recipe_with_windows_is_turned_off_by_handover_false_or_check_every_false():

@@ -63,7 +63,10 @@ def test_presets():
     assert (paper.offline_steps, paper.offline_meta_lr, paper.inner_steps) == (2500, 1e-3, 1)
     assert (default.start, default.guard) == ("warm_start", 2.0)
     assert (paper.horizon, default.horizon) == ("step", "momentum")
-    assert RECIPES["step"] == replace(default, name="step", horizon="step")
+    assert (default.handover, default.check_every) == (5, 200)
+    unchecked = RECIPES["unchecked"]
+    assert unchecked == replace(default, name="unchecked", handover=None, check_every=None)
+    assert RECIPES["step"] == replace(unchecked, name="step", horizon="step")
     assert get_recipe("paper") is paper and get_recipe(default) is default
     with pytest.raises(ValueError, match="unknown recipe 'magic'; choose from default, paper"):
         get_recipe("magic")

@@ -78,12 +78,15 @@ def _batches(device, dtype=torch.float64):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"guard": False}, {"hypergrad": "unroll"}, {"recipe": "paper"}],
-    ids=["default", "no_guard", "unroll", "paper"],
-)
+    [{"handover": False}, {"handover": False, "guard": False},
+     {"handover": False, "hypergrad": "unroll"}, {"recipe": "paper"}, {}],
+    ids=["unchecked", "no_guard", "unroll", "paper", "default"],
+)  # fmt: skip
 def test_a_step_reads_the_device_twice(kwargs):
-    """Meta steps and the plain learned-loss steps between them (meta_every=2)."""
+    """Meta steps and the plain learned-loss steps between them (meta_every=2); the
+    default's plain-trained twin reads once more per step (its own step's finiteness)."""
     opt = _opt("cpu", meta_every=2, **kwargs)
+    expected = SYNCS_PER_STEP + (opt.twin is not None)
     data = _batches("cpu")
     opt.step(*data[0], *data[1])  # the first step warm-starts ϕ (not a training step's cost)
     opt.step(*data[1], *data[2])
@@ -93,7 +96,7 @@ def test_a_step_reads_the_device_twice(kwargs):
         with counting_host_reads(ignore) as calls:
             result = opt.step(x, y, xv, yv)
         assert not result.skipped
-        assert len(calls) == SYNCS_PER_STEP, (opt.steps, calls)
+        assert len(calls) == expected, (opt.steps, calls)
 
 
 def test_the_count_sees_a_host_read():

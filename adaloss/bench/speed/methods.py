@@ -179,8 +179,8 @@ class Runner:
                 hypergrad=method.engine,
                 meta_every=method.meta_every,
                 online=method.online,
-                handover=2**62 if method.twin else None,  # the twin's cost, never its take-over
-                check_every=method.check_every,
+                handover=2**62 if method.twin else False,  # the twin's cost, never its take-over
+                check_every=method.check_every or False,
             )
         self.batches = batches
         self.steps = 0
