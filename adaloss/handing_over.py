@@ -34,15 +34,30 @@ class HandsOver:
         if self.twin is None:
             return
         self.twin.follow(self.base_optimizer)
-        self.twin.step(x, y, self._grad_scale)  # on an exception: restored, and the step
-        if self.window is not None and x_val is None and not self._warned_no_validation:
+        # on an exception: the twin restored, the window's and watch's counts too, the step
+        self.twin.step(x, y, self._grad_scale, lambda: self._check_window(x_val, y_val))
+
+    def _check_window(self, x_val, y_val) -> None:
+        """``check_every``'s part of a step, after the twin's: add, and at a window's end
+        compare and maybe hand over. Host counts come back if anything raises."""
+        if self.window is None:
+            return
+        saved = (self.window.sums, self.window.batches, self.handover_rule.behind)
+        try:
+            self._add_to_window(x_val, y_val)
+        except BaseException:
+            self.window.sums, self.window.batches, self.handover_rule.behind = saved
+            raise
+
+    def _add_to_window(self, x_val, y_val) -> None:
+        if x_val is None and not self._warned_no_validation:
             self._warned_no_validation = True
             warnings.warn(
                 "adaloss: check_every judges the hand-over on the validation batches, and "
                 "step got none (x_val, y_val): steps without them add nothing to its window",
-                stacklevel=4,
+                stacklevel=8,  # here, _check_window, lambda, twin.step, _after_step, step, hook
             )
-        if self.window is not None and x_val is not None:
+        if x_val is not None:
             self.window.add(self.model, self.twin.model, self.task, x_val, y_val)
             if self.window.due() and self.handover_rule.observe(*self.window.take(self.replicas)):
                 self._hand_over()

@@ -217,10 +217,11 @@ class PlainTwin:
         for mine, theirs in groups:
             mine.update({k: v for k, v in theirs.items() if k != "params"})
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, grad_scale: float = 1.0) -> bool:
+    def step(self, x: torch.Tensor, y: torch.Tensor, grad_scale: float = 1.0, then=None) -> bool:
         """One plain step on (x, y); False (and nothing changed) if it was not finite.
 
-        Any exception leaves the twin as it was."""
+        Any exception — in the step or in ``then()``, called after it (what the optimizer
+        does with the stepped twin) — leaves the twin as it was."""
         buffers = [(b, b.detach().clone()) for b in self.model.buffers()]
         state = OptimizerState(self.optimizer, self.params, clone=True)
         saved = [p.detach().clone() for p in self.params]
@@ -236,6 +237,10 @@ class PlainTwin:
             for p, g in zip(self.params, grads, strict=True):
                 p.grad = g
             self.optimizer.step()
+            for p in self.params:
+                p.grad = None
+            if then is not None:
+                then()
             return True
         except BaseException:
             self._restore(buffers, state, saved)

@@ -394,3 +394,31 @@ def test_a_recipe_with_windows_is_turned_off_by_handover_false_or_check_every_fa
     assert opt.twin is not None and opt.window is None  # checks only when check is called
     with pytest.raises(ValueError, match="pass handover=P"):
         pair(handover=False, recipe=recipe, check_every=3)
+
+
+def test_a_failing_hand_over_at_a_windows_end_leaves_everything_as_it_was(monkeypatch):
+    opt, *_ = pair(handover=1, check_every=2)
+    monkeypatch.setattr(  # every window: the model's error 1.0, the twin's 0.5
+        adaloss.handover, "check_error", lambda m, *a: torch.tensor(1.0 if m is opt.model else 0.5)
+    )
+    data = batches()
+    x, y = data[0]
+    opt.step(x, y, x.flip(0), y.flip(0))  # the window's first batch
+    before = copy.deepcopy(opt.state_dict())
+    params = [p.detach().clone() for p in opt.model.parameters()]
+
+    def broken():
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(opt, "_hand_over", broken)
+    x, y = data[1]
+    with pytest.raises(RuntimeError, match="injected"):
+        opt.step(x, y, x.flip(0), y.flip(0))  # the window's end: compare, hand over, fail
+    assert str(opt.state_dict()) == str(before) and opt.twin is not None
+    assert all(torch.equal(p, q) for p, q in zip(opt.model.parameters(), params, strict=True))
+    monkeypatch.undo()
+    monkeypatch.setattr(
+        adaloss.handover, "check_error", lambda m, *a: torch.tensor(1.0 if m is opt.model else 0.5)
+    )
+    opt.step(x, y, x.flip(0), y.flip(0))  # the same step again: now it hands over
+    assert opt.handed_over_at == 2
