@@ -184,7 +184,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         self.twin = None if self.handover_rule is None else self._new_twin()
         every = self.recipe.check_every
         self.window = None if every is None else ValidationWindow(every)
-        self.handed_over_at: int | None = None  # the step count when ``check`` handed over
+        self.handed_over_at: int | None = None  # the step count at the hand-over
         if self.horizon == "momentum":
             self.update.momentum_horizons()  # a momentum of 1 or more fails here, not mid-run
 
