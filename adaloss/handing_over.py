@@ -42,11 +42,12 @@ class HandsOver:
         compare and maybe hand over. Host counts come back if anything raises."""
         if self.window is None:
             return
-        saved = (self.window.sums, self.window.batches, self.handover_rule.behind)
+        window, watch = self.window, self.handover_rule
+        saved = (window.sums, window.examples, window.batches, watch.behind)
         try:
             self._add_to_window(x_val, y_val)
         except BaseException:
-            self.window.sums, self.window.batches, self.handover_rule.behind = saved
+            window.sums, window.examples, window.batches, watch.behind = saved
             raise
 
     def _add_to_window(self, x_val, y_val) -> None:

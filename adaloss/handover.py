@@ -39,7 +39,8 @@ FINAL = "final"  # ``handover="final"``: only ``finish`` decides, keeping the be
 
 
 def check_check_every(every, patience) -> None:
-    """Refuse a ``check_every`` that is not None or an int >= 1 with a number of checks."""
+    """Refuse a ``check_every`` that is not None or an int >= 1, or one without a number of
+    checks (``patience``) to count its windows toward."""
     if every is None:
         return
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
@@ -114,20 +115,20 @@ class HandoverWatch:
 
 class ValidationWindow:
     """``step``'s own check (``check_every``): both models' errors on each step's validation
-    batch, weighted by batch size and summed on the device (one host read per window); a
-    window closes after ``every`` batches, rejected steps' included."""
+    batch, weighted by batch size and summed on the device (one host read per window); the
+    counts stay on the host. A window closes after ``every`` batches."""
 
-    EMPTY = {"sums": [0.0, 0.0, 0.0, 0.0]}  # model's, twin's error sums; examples; batches
+    EMPTY = {"sums": [0.0, 0.0], "examples": 0, "batches": 0}
 
     def __init__(self, every: int) -> None:
         self.every = every
-        self.sums = torch.zeros(4, dtype=torch.float64)
-        self.batches = 0  # on the host, so that ``due`` needs no device read
+        self.sums = torch.zeros(2, dtype=torch.float64)  # the model's, the twin's error sums
+        self.examples = self.batches = 0
 
     def add(self, model: nn.Module, twin: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor):
         errors = torch.stack([check_error(m, task, x, y).double() for m in (model, twin)])
-        counts = torch.tensor([float(x.shape[0]), 1.0], dtype=torch.float64, device=errors.device)
-        self.sums = self.sums.to(errors.device) + torch.cat([errors * counts[0], counts])
+        self.sums = self.sums.to(errors.device) + errors * x.shape[0]
+        self.examples += x.shape[0]
         self.batches += 1
 
     def due(self) -> bool:
@@ -135,28 +136,36 @@ class ValidationWindow:
 
     def take(self, replicas: Replicas) -> tuple[float, float]:
         """The window's mean errors (the model's, the twin's) over every rank; then it empties."""
-        (sums,) = replicas.sum([self.sums])
-        self.sums, self.batches = torch.zeros_like(self.sums), 0
-        model, twin, n, _ = sums.tolist()
+        examples = self.sums.new_tensor([float(self.examples)])
+        (sums,) = replicas.sum([torch.cat([self.sums, examples])])
+        self.sums, self.examples, self.batches = torch.zeros_like(self.sums), 0, 0
+        model, twin, n = sums.tolist()
         return model / max(n, 1.0), twin / max(n, 1.0)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sums": self.sums.tolist()}
+        return {"sums": self.sums.tolist(), "examples": self.examples, "batches": self.batches}
 
     @staticmethod
     def check_state(state: Any) -> None:
+        def count(v):
+            return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
         sums = state.get("sums") if isinstance(state, dict) else None
         if (
             not isinstance(sums, list)
-            or len(sums) != 4
+            or len(sums) != 2
             or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in sums)
+            or not (count(state.get("examples")) and count(state.get("batches")))
         ):
-            raise ValueError("the check window's state must be a dict with 4 numbers in 'sums'")
+            raise ValueError(
+                "the check window's state must be a dict with 2 numbers in 'sums' and counts "
+                "'examples', 'batches' (ints >= 0)"
+            )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.check_state(state)
         self.sums = torch.tensor(state["sums"], dtype=torch.float64, device=self.sums.device)
-        self.batches = int(state["sums"][3])
+        self.examples, self.batches = state["examples"], state["batches"]
 
 
 def check_saved_handover(state: Any, new_twin, window: ValidationWindow | None) -> None:
@@ -237,8 +246,6 @@ class PlainTwin:
             for p, g in zip(self.params, grads, strict=True):
                 p.grad = g
             self.optimizer.step()
-            for p in self.params:
-                p.grad = None
             if then is not None:
                 then()
             return True

@@ -123,8 +123,13 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             check_patience(patience)
         if handover is not None and handover is not False:
             check_handover(handover)
-        if check_every is not None and check_every is not False:
-            check_check_every(check_every, 1)  # the number; its pairing: the recipe's check
+        handover = recipe.handover if handover is None else (handover or None)
+        if check_every is None:  # the recipe's windows go with its number of checks
+            check_every = recipe.check_every if isinstance(handover, int) else None
+        elif check_every is False:
+            check_every = None
+        else:
+            check_check_every(check_every, handover)
         if guard is not None and guard is not False:
             if isinstance(guard, bool) or not isinstance(guard, int | float) or not guard > 0:
                 raise ValueError(f"guard must be a bound > 0, None or False; got {guard!r}")
@@ -135,12 +140,8 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             horizon=recipe.horizon if horizon is None else horizon,
             patience=recipe.patience if patience is None else (patience or None),
             after_stop=recipe.after_stop if after_stop is None else after_stop,
-            handover=(handover := recipe.handover if handover is None else (handover or None)),
-            # the recipe's windows go with its number of checks: handover=False or "final"
-            # turns them off
-            check_every=(recipe.check_every if isinstance(handover, int) else None)
-            if check_every is None
-            else (check_every or None),
+            handover=handover,
+            check_every=check_every,
         )
         self.patience = None if self.recipe.patience is None else MetaPatience(self.recipe.patience)
         self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)

@@ -210,7 +210,7 @@ def hand_over_every(env):
     windows = []
     for _ in range(STOP_STEPS // 3):
         results.append(opt.step(x, y, x.flip(0), y.flip(0)))
-        windows.append(opt.window.state_dict()["sums"][3])
+        windows.append(opt.window.state_dict()["batches"])
     return {**snapshot(opt, results), "windows": windows, "handed_over_at": opt.handed_over_at}
 
 

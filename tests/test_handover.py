@@ -355,7 +355,8 @@ def test_a_checkpoint_resumes_a_window_halfway():
     assert first.handed_over_at == 8
     halfway = run(data[:6], new())
     saved, saved_model = copy.deepcopy(halfway.state_dict()), halfway.model.state_dict()
-    assert saved["handover"]["window"]["sums"][3] == 2  # two batches into the second window
+    assert saved["handover"]["window"]["batches"] == 2  # two batches into the second window
+    assert saved["handover"]["window"]["examples"] == 32
     resumed = new()
     resumed.model.load_state_dict(saved_model)
     resumed.load_state_dict(saved)
@@ -368,8 +369,8 @@ def test_a_checkpoint_resumes_a_window_halfway():
     del older["handover"]["window"]
     resumed.load_state_dict(older)
     assert resumed.window.state_dict() == adaloss.handover.ValidationWindow.EMPTY
-    older["handover"]["window"] = {"sums": [1.0, 2.0]}
-    with pytest.raises(ValueError, match="4 numbers"):
+    older["handover"]["window"] = {"sums": [1.0, 2.0], "examples": 32, "batches": -1}
+    with pytest.raises(ValueError, match="2 numbers in 'sums' and counts"):
         resumed.load_state_dict(older)
 
 
