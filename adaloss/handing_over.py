@@ -5,7 +5,7 @@ with ``check_every``) and the hand-over itself.
 A mixin, because each of these reads and writes the optimizer's model, base optimizer and
 step count: it expects ``model``, ``base_optimizer``, ``task``, ``replicas``, ``update``,
 ``steps``, ``_grad_scale``, and the hand-over's state — ``twin``, ``window``,
-``handover_rule`` and ``handed_over_at`` — which ``MetaLossOptimizer.__init__`` sets.
+``handover_rule``, ``handed_over_at`` and ``split`` — which ``MetaLossOptimizer.__init__`` sets.
 """
 
 from __future__ import annotations
@@ -27,6 +27,15 @@ class HandsOver:
 
     def _new_twin(self) -> PlainTwin:
         return PlainTwin(self.model, self.base_optimizer, self.task, self.replicas)
+
+    def _share_validation(self, meta, x_val, y_val):
+        """With ``check_share``: the validation examples the checks keep never reach the
+        meta-objective (``adaloss.holdout``); the meta-objective gets the rest, or, when none
+        is left, no meta step."""
+        if self.split is None or x_val is None:
+            return super()._share_validation(meta, x_val, y_val)
+        meta, check = self.split.split(x_val, y_val)
+        return (None, None) if meta[0].shape[0] == 0 else meta, check
 
     def _after_step(self, x, y, x_val, y_val, result: StepResult) -> None:
         # Every batch, the learned loss's rejected ones too: a run stuck on rejections must

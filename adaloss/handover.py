@@ -126,10 +126,13 @@ class ValidationWindow:
         self.examples = self.batches = 0
 
     def add(self, model: nn.Module, twin: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor):
+        """Add one step's batch; one with no rows (``check_share`` kept none) only counts."""
+        self.batches += 1
+        if x.shape[0] == 0:
+            return
         errors = torch.stack([check_error(m, task, x, y).double() for m in (model, twin)])
         self.sums = self.sums.to(errors.device) + errors * x.shape[0]
         self.examples += x.shape[0]
-        self.batches += 1
 
     def due(self) -> bool:
         return self.batches >= self.every

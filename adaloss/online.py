@@ -181,12 +181,9 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         self, x, y, x_val, y_val, tx: Transaction | None = None
     ) -> tuple[Hypergradient, Transaction]:
         """Training forward + hypergradient; the transaction holding the pre-step buffers.
-
-        If the forward engine meets an operation without a forward-mode rule, the
-        step is redone from the same RNG state and statistics with ``unroll``. An
-        exception leaves everything as it was (``tx``'s owner restores; without one,
-        this call does).
-        """
+        If the forward engine meets an operation without a forward-mode rule, the step is
+        redone from the same RNG state and statistics with ``unroll``. An exception leaves
+        everything as it was (``tx``'s owner restores; without one, this call does)."""
         if tx is None:
             with Transaction(self) as tx:
                 return self._forward_and_hypergradient(x, y, x_val, y_val, tx)
@@ -253,12 +250,17 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         paper's "AdaLFL (Training)" variant). Bad input raises ``ValueError`` before
         anything changes; a non-finite loss or gradient rejects the whole step.
         """
-        meta_x, meta_y = self._check_batch(x, y, x_val, y_val)
+        meta, check = self._share_validation(self._check_batch(x, y, x_val, y_val), x_val, y_val)
         with Transaction(self) as tx:  # any exception: everything as it was, RNG included
             self._before_step(y, tx)
-            result = self._step(x, y, meta_x, meta_y, tx)
-            self._after_step(x, y, x_val, y_val, result)  # the caller's validation batch
+            result = self._step(x, y, *meta, tx)
+            self._after_step(x, y, *check, result)
             return result
+
+    def _share_validation(self, meta, x_val, y_val):
+        """Hook: the meta-objective's batch (``(None, None)``: no meta step this time) and the
+        hand-over's checks' (``(x_val, y_val)`` here: both get every example)."""
+        return meta, (x_val, y_val)
 
     def _before_step(self, y: torch.Tensor, tx: Transaction) -> None:
         """Hook: runs inside the step's transaction first (MetaLossOptimizer's lazy start)."""
@@ -272,7 +274,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         # (counters, the warning, the watches), which a device-side flag read later could not undo.
         params = self.update.params()
         self._grad_scale = self.scaling.scale_for(self.device)
-        if self._meta_step_due():
+        if x_val is not None and self._meta_step_due():
             hg, _ = self._forward_and_hypergradient(x, y, x_val, y_val, tx)
             objective = hg.objective
             checks = (
@@ -336,8 +338,10 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
 
     def meta_gradient(self, x, y, x_val=None, y_val=None) -> tuple[torch.Tensor, ...]:
         """dL_T/dϕ for one step from the current state, without changing anything."""
-        x_val, y_val = self._check_batch(x, y, x_val, y_val)
-        hg, tx = self._forward_and_hypergradient(x, y, x_val, y_val)
+        meta, _ = self._share_validation(self._check_batch(x, y, x_val, y_val), x_val, y_val)
+        if meta[0] is None:
+            raise ValueError("check_share keeps every example of x_val: none is left for ϕ")
+        hg, tx = self._forward_and_hypergradient(x, y, *meta)
         tx.restore_buffers()
         return hg.meta_grads
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from adaloss.guard import TrustRegionGuard
 from adaloss.handing_over import HandsOver
@@ -25,6 +26,7 @@ from adaloss.handover import (
     check_handover,
     check_saved_handover,
 )
+from adaloss.holdout import ContentSplit, check_check_share
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, unroll
 from adaloss.losses import LossNetwork
 from adaloss.modelcalls import is_compiled
@@ -95,6 +97,12 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             without ``x_val, y_val`` add nothing, and a warning says so once); ``None``
             takes the recipe's (the default recipe's: 200), ``False`` checks only when
             ``check`` is called.
+        check_share: with ``check_every``, keep this share of the validation examples —
+            chosen by their content, so each example is always on the same side — from the
+            meta-objective, and judge the windows on them alone (``adaloss.holdout``; a
+            step whose batch has no example left for the meta-objective does not step ϕ);
+            ``None`` takes the recipe's, ``False`` lets the checks see every example.
+            One process only for now: a ``DistributedDataParallel`` model raises ValueError.
     """
 
     def __init__(
@@ -117,6 +125,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         after_stop: str | None = None,
         handover: int | str | bool | None = None,
         check_every: int | bool | None = None,
+        check_share: float | bool | None = None,
     ) -> None:
         recipe = get_recipe(recipe)
         if patience is not None and patience is not False:
@@ -130,6 +139,12 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             check_every = None
         else:
             check_check_every(check_every, handover)
+        if check_share is None:  # the recipe's share goes with windows
+            check_share = recipe.check_share if check_every is not None else None
+        elif check_share is False:
+            check_share = None
+        else:
+            check_check_share(check_share, check_every)
         if guard is not None and guard is not False:
             if isinstance(guard, bool) or not isinstance(guard, int | float) or not guard > 0:
                 raise ValueError(f"guard must be a bound > 0, None or False; got {guard!r}")
@@ -142,7 +157,13 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             after_stop=recipe.after_stop if after_stop is None else after_stop,
             handover=handover,
             check_every=check_every,
+            check_share=check_share,
         )
+        if self.recipe.check_share is not None and isinstance(model, DistributedDataParallel):
+            raise ValueError(
+                "check_share with DistributedDataParallel is not supported yet (each rank's "
+                "meta-objective would get a different number of examples): pass check_share=False"
+            )
         self.patience = None if self.recipe.patience is None else MetaPatience(self.recipe.patience)
         self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)
         self.started = False  # whether the recipe's start (warm start / offline phase) ran
@@ -185,6 +206,8 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         self.twin = None if self.handover_rule is None else self._new_twin()
         every = self.recipe.check_every
         self.window = None if every is None else ValidationWindow(every)
+        share = self.recipe.check_share
+        self.split = None if share is None else ContentSplit(share)
         self.handed_over_at: int | None = None  # the step count at the hand-over
         if self.horizon == "momentum":
             self.update.momentum_horizons()  # a momentum of 1 or more fails here, not mid-run

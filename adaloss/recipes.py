@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adaloss.handover import check_check_every, check_handover
+from adaloss.holdout import check_check_share
 from adaloss.patience import check_patience
 
 STARTS = ("warm_start", "offline")
@@ -61,6 +62,9 @@ class Recipe:
     handover: int | None = None
     # make those checks in ``step``, on the validation batches of every this many steps
     check_every: int | None = None
+    # keep this share of the validation examples (by content) from the meta-objective, for
+    # those checks alone (``adaloss.holdout``); None: the checks see what ϕ is fitted to
+    check_share: float | None = None
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
@@ -73,6 +77,7 @@ class Recipe:
         check_patience(self.patience)
         check_handover(self.handover)
         check_check_every(self.check_every, self.handover)
+        check_check_share(self.check_share, self.check_every)
         if self.after_stop not in AFTER_STOP:
             raise ValueError(f"after_stop must be one of {AFTER_STOP}, got {self.after_stop!r}")
 

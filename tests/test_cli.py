@@ -239,6 +239,21 @@ def test_check_every_hands_over_inside_the_run_with_no_check_split(tmp_path, dat
     )  # from the hand-over on, the run is the baseline
 
 
+def test_check_share_keeps_examples_from_the_meta_objective_under_its_own_key(tmp_path, data_dir):
+    out = tmp_path / "runs"
+    common = ["run", "--task", "diabetes", "--recipe", "default", "--seeds", "1",
+              "--out", str(out), "--steps", "12", "--eval-every", "4",
+              "--methods", "adalfl"]  # fmt: skip
+    assert main([*common, "--check-share", "0.5"]) == 0
+    assert main(common) == 0
+    rows = out / "diabetes/adaloss_mlp"
+    shared = json.loads((rows / "adalfl_default_share0.5/seed0.json").read_text())
+    whole = json.loads((rows / "adalfl_default/seed0.json").read_text())
+    assert shared["config"]["check_share"] == 0.5 and whole["config"]["check_share"] is None
+    # same θ_0, ϕ_0 and batches; a meta-objective on fewer examples moves the model otherwise
+    assert shared["curve"]["val_error"][-1] != whole["curve"]["val_error"][-1]
+
+
 def test_label_noise_outside_zero_one_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["run", "--task", "diabetes", "--label-noise", "1.5", "--out", str(tmp_path)])

@@ -285,6 +285,11 @@ def checks_that_raise(env) -> dict:
     train(env, opt, global_batches(2))
     bn = model.module.net[1]
     seen["bn"] = snapshot(opt, Run(opt)) | {"running_mean": bn.running_mean.clone()}
+    # check_share is refused before anything runs (each rank's meta part would differ).
+    try:
+        make(env, recipe="default", handover=2, check_every=3, check_share=0.5)
+    except ValueError as err:
+        seen["check_share"] = str(err)
     # SyncBatchNorm converts, but on CPU torch's DDP refuses to wrap it (GPU modules only).
     sync = nn.SyncBatchNorm.convert_sync_batchnorm(Poisonable(batchnorm=True).double())
     try:
@@ -393,6 +398,13 @@ def test_a_bad_batch_on_one_rank_raises_on_every_rank(ranks):
     assert "x must be finite" in own
     assert "another rank rejected its batch" in other
     assert steps0 == steps1 == 0
+
+
+def test_check_share_is_refused_with_ddp(ranks):
+    results, _ = ranks
+    for r in results:
+        refused = r["raising"]["check_share"]
+        assert "check_share with DistributedDataParallel is not supported" in refused
 
 
 def test_a_plain_model_in_a_process_group_warns(ranks):

@@ -98,6 +98,7 @@ class RunConfig:
     after_stop: str | None = None  # None: the recipe's; "task_loss" or "frozen"
     handover: int | str | None = None  # None: the recipe's; 0: no twin; P or "final"
     check_every: int | None = None  # None: the recipe's; 0: none; N: step checks on validation
+    check_share: float | None = None  # None: the recipe's; 0: none; s: kept from ϕ for checks
     init_steps: int = DEFAULT_INIT_STEPS
     init_meta_lr: float = DEFAULT_INIT_META_LR
     inner_steps: int = 1
@@ -143,6 +144,9 @@ class RunConfig:
         if self.method == "adalfl" and self.check_every is not None:
             if (self.check_every or None) != recipe.check_every:
                 key += f"_every{self.check_every}" if self.check_every else "_noevery"
+        if self.method == "adalfl" and self.check_share is not None:
+            if (self.check_share or None) != recipe.check_share:
+                key += f"_share{self.check_share:g}" if self.check_share else "_noshare"
         offline = self.method != "baseline" and (
             self.method != "adalfl" or recipe.start == "offline"
         )
@@ -238,6 +242,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         "this many steps, on the validation batches (no --check-fraction "
                         "needed; default: the recipe's; 0: only on --check-fraction's "
                         "split)")  # fmt: skip
+    parser.add_argument("--check-share", type=_fraction, default=None,
+                        help="AdaLFL with --check-every: keep this share of the validation "
+                        "examples (chosen by content) from the meta-objective, for the checks "
+                        "alone (default: the recipe's; 0: none)")  # fmt: skip
     parser.add_argument(
         "--init-steps", type=int, default=DEFAULT_INIT_STEPS, help="offline steps (Alg. 1)"
     )
@@ -308,7 +316,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
         name: getattr(args, name)
         for name in (
             "batch_size", "loss", "meta_objective", "meta_lr", "recipe", "guard", "horizon",
-            "meta_anchor", "patience", "after_stop", "handover", "check_every",
+            "meta_anchor", "patience", "after_stop", "handover", "check_every", "check_share",
             "init_steps",
             "init_meta_lr",
             "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",

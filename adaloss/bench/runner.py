@@ -168,6 +168,8 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
                 handover=handover if config.method == "adalfl" else None,
                 check_every=None if config.method != "adalfl" or config.check_every is None
                 else (config.check_every or False),
+                check_share=None if config.method != "adalfl" or config.check_share is None
+                else (config.check_share or False),
             )  # fmt: skip
             timeline = LossTimeline(loss, task)
         init_train = batches(
