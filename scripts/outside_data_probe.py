@@ -30,6 +30,8 @@ which any choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 a
   since session 20);
 - *unchecked* (only with ``--methods``): ``recipe="unchecked"``, the default before session
   20, which the *default* column of every command run before it measured.
+- *hand-over-share* (only with ``--methods``): the default with ``check_share=0.5``, half of
+  the validation examples (by content) kept from the meta-objective for ``step``'s checks.
 
 ``--selection`` carves a fixed 15 % of the training part out as a selection split that no
 training or meta step sees (so every method trains on fewer examples than without it) and
@@ -60,7 +62,7 @@ import adaloss
 
 METHODS = (
     "plain", "default", "hand-over", "guard1", "frozen", "hand-over-val", "step", "eta1e-4",
-    "hand-over-auto", "unchecked",
+    "hand-over-auto", "unchecked", "hand-over-share",
 )  # fmt: skip
 
 
@@ -168,6 +170,7 @@ def train(
             "eta1e-4": {"meta_lr": 1e-4},
             "hand-over-auto": {"handover": 5, "check_every": 200},
             "unchecked": {"recipe": "unchecked"},
+            "hand-over-share": {"check_share": 0.5},
         }
         options = options.get(method, {})
         opt = adaloss.MetaLossOptimizer(model, optimizer, task, **options)

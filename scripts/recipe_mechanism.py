@@ -51,6 +51,7 @@ COLUMNS = [
     ("patience 1000, frozen", "results/patience-screen", "adalfl_default_patience1000_frozen"),
     ("default, hand-over on validation", "results/auto-handover-screen",
      "adalfl_default_handover5_every200"),
+    ("default, ½ validation kept for checks", "results/share-screen", "adalfl_default_share0.5"),
 ]  # fmt: skip
 # The rows with corrupted training targets (``adaloss run --label-noise``) and their columns.
 NOISE_ROWS = [("california-noise0.2", "adaloss_mlp"), ("digits-noise0.4", "adaloss_mlp")]

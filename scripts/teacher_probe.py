@@ -43,6 +43,7 @@ CONFIGS = {
     "default-handover": {"handover": 5, "check_every": 200},  # step's own check on validation
     # the default before session 20, which "default" ran in every command before it
     "unchecked": {"recipe": "unchecked"},
+    "default-share": {"check_share": 0.5},  # half the validation examples kept for the checks
 }
 
 
