@@ -100,6 +100,14 @@ class Replicas:
             return tuple(tensors)
         return self._flat_all_reduce(tensors, dist.ReduceOp.SUM)
 
+    def total(self, count: int) -> int:
+        """The ranks' sum of a host count (one collective; the count itself alone)."""
+        if self.size == 1:
+            return count
+        summed = torch.tensor([count], dtype=torch.int64, device=self._device())
+        dist.all_reduce(summed, op=dist.ReduceOp.SUM, group=self.group)
+        return int(summed.item())
+
     def span(self, lo: float, hi: float) -> tuple[float, float]:
         """(min of ``lo``, max of ``hi``) over the ranks."""
         if self.size == 1:

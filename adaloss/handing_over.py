@@ -30,12 +30,22 @@ class HandsOver:
 
     def _share_validation(self, meta, x_val, y_val):
         """With ``check_share``: the validation examples the checks keep never reach the
-        meta-objective (``adaloss.holdout``); the meta-objective gets the rest, or, when none
-        is left, no meta step."""
-        if self.split is None or x_val is None:
+        meta-objective (``adaloss.holdout``); the meta-objective gets the rest, or, when no
+        rank has any left, no meta step. Ranks weigh their parts so that the meta-objective
+        is the mean over all ranks' rows, as one process would have it."""
+        self._val_weight = 1.0
+        if self.split is None or x_val is None or self.twin is None:  # no split after a hand-over
             return super()._share_validation(meta, x_val, y_val)
         meta, check = self.split.split(x_val, y_val)
-        return (None, None) if meta[0].shape[0] == 0 else meta, check
+        rows = meta[0].shape[0]
+        total = self.replicas.total(rows)
+        if total == 0:
+            return (None, None), check
+        if rows == 0:  # others have rows: this rank joins the collectives with one, unweighted
+            meta, self._val_weight = (x_val[:1], y_val[:1]), 0.0
+        else:
+            self._val_weight = rows * self.replicas.size / total
+        return meta, check
 
     def _after_step(self, x, y, x_val, y_val, result: StepResult) -> None:
         # Every batch, the learned loss's rejected ones too: a run stuck on rejections must

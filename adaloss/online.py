@@ -78,7 +78,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         self.scaling = LossScaling(grad_scale)  # float16: see adaloss.precision
-        self._grad_scale = 1.0  # S of the step in progress
+        self._grad_scale = self._val_weight = 1.0  # the step in progress's S, and L_T's weight
         model, self.replicas = unwrap(model)  # a DDP model: its module and its ranks
         if not isinstance(task, Task):
             raise TypeError(f"task must be an adaloss Task, got {type(task).__name__}")
@@ -143,6 +143,7 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
             rng=rng,
             replicas=self.replicas,
             horizon=self.horizon,
+            val_weight=self._val_weight,
         )
 
     def _base_loss_module(self) -> nn.Module:

@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from adaloss.guard import TrustRegionGuard
 from adaloss.handing_over import HandsOver
@@ -102,7 +101,6 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             meta-objective, and judge the windows on them alone (``adaloss.holdout``; a
             step whose batch has no example left for the meta-objective does not step ϕ);
             ``None`` takes the recipe's, ``False`` lets the checks see every example.
-            One process only for now: a ``DistributedDataParallel`` model raises ValueError.
     """
 
     def __init__(
@@ -159,11 +157,6 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             check_every=check_every,
             check_share=check_share,
         )
-        if self.recipe.check_share is not None and isinstance(model, DistributedDataParallel):
-            raise ValueError(
-                "check_share with DistributedDataParallel is not supported yet (each rank's "
-                "meta-objective would get a different number of examples): pass check_share=False"
-            )
         self.patience = None if self.recipe.patience is None else MetaPatience(self.recipe.patience)
         self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)
         self.started = False  # whether the recipe's start (warm start / offline phase) ran

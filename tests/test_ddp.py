@@ -214,6 +214,27 @@ def hand_over_every(env):
     return {**snapshot(opt, results), "windows": windows, "handed_over_at": opt.handed_over_at}
 
 
+def hand_over_share(env):
+    """``check_share``: the ranks' meta parts differ in size (on every second step rank 0 has
+    none); weighted, the meta-objective is the whole batch's, as one process has it."""
+    opt = make(env, "forward", optimizer="momentum", recipe="default", handover=50,
+               check_every=3, check_share=0.5, regression=True)  # fmt: skip
+    results = Run(opt)
+    x, y = global_batches(1, regression=True)[0]
+    g = torch.Generator().manual_seed(5)
+    pool = torch.randn(64, 6, generator=g, dtype=torch.float64)
+    kept = opt.split.check_side(pool)
+    rows = torch.cat([pool[kept][: SHARD + 2], pool[~kept][:2]])  # rank 0: only kept rows
+    val = [(x.flip(0), y.flip(0)), (rows, torch.rand(len(rows), 3, generator=g).double() + 2)]
+    examples = []
+    for t in range(6):
+        xv, yv = val[t % 2]
+        results.append(opt.step(env.shard(x), env.shard(y), env.shard(xv), env.shard(yv)))
+        examples.append(opt.window.examples)
+    meta = [r.meta_updated for r in results]
+    return {**snapshot(opt, results), "examples": examples, "meta": meta}
+
+
 def meta_lr(env):
     torch.manual_seed(0)
     model = env.wrap(Poisonable().double())
@@ -246,6 +267,7 @@ SCENARIOS: dict[str, Callable] = {
         patience_stops,
         hand_over,
         hand_over_every,
+        hand_over_share,
         paper_initialize,
         paper_initialize_unrolled,
         nan_on_one_rank,
@@ -285,11 +307,6 @@ def checks_that_raise(env) -> dict:
     train(env, opt, global_batches(2))
     bn = model.module.net[1]
     seen["bn"] = snapshot(opt, Run(opt)) | {"running_mean": bn.running_mean.clone()}
-    # check_share is refused before anything runs (each rank's meta part would differ).
-    try:
-        make(env, recipe="default", handover=2, check_every=3, check_share=0.5)
-    except ValueError as err:
-        seen["check_share"] = str(err)
     # SyncBatchNorm converts, but on CPU torch's DDP refuses to wrap it (GPU modules only).
     sync = nn.SyncBatchNorm.convert_sync_batchnorm(Poisonable(batchnorm=True).double())
     try:
@@ -375,6 +392,13 @@ def test_two_ranks_step_as_one_process_on_both_shards(ranks, name):
     if name == "hand_over_every":
         assert reference["handed_over_at"] == 4  # two windows of two steps, the twin ahead
         assert all(r["handed_over_at"] == 4 for r in per_rank)
+    if name == "hand_over_share":
+        assert reference["meta"] == [True] * 6  # rank 0's empty part joined at weight 0
+        assert all(r["meta"] == reference["meta"] for r in per_rank)
+        # the window's kept rows: x.flip(0) has 4, the crafted batch 6; a window is 3 steps
+        assert reference["examples"] == [4, 10, 0, 6, 10, 0]
+        per_step = zip(*(r["examples"] for r in per_rank), strict=True)
+        assert [sum(e) for e in per_step] == [4, 10, 0, 6, 10, 0]
     if name.startswith("default_recipe") or name == "nan_on_one_rank":
         assert reference["guarded"] == reference["steps"]  # the guard acted on every step
     assert reference["phi_moved"] > 0
@@ -398,13 +422,6 @@ def test_a_bad_batch_on_one_rank_raises_on_every_rank(ranks):
     assert "x must be finite" in own
     assert "another rank rejected its batch" in other
     assert steps0 == steps1 == 0
-
-
-def test_check_share_is_refused_with_ddp(ranks):
-    results, _ = ranks
-    for r in results:
-        refused = r["raising"]["check_share"]
-        assert "check_share with DistributedDataParallel is not supported" in refused
 
 
 def test_a_plain_model_in_a_process_group_warns(ranks):

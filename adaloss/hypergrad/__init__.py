@@ -51,6 +51,10 @@ class MetaStep:
     # H = 1/(1−β) per parameter, where the step's momentum eventually carries θ; a number:
     # that H for every parameter.
     horizon: str | float = "step"
+    # This rank's L_T counts this much: its validation rows × ranks / all ranks' rows, so
+    # that ranks with unequal validation parts (``check_share``) average to the whole
+    # batch's mean; 0 for a rank with no rows of its own (it evaluates one at weight 0).
+    val_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.objective is not None:  # the weights the step's objective was evaluated with
@@ -92,7 +96,8 @@ class MetaStep:
         implementation, which differentiates the train-mode model throughout.
         """
         with running_stats_frozen(self.model):
-            return self.task.loss(call(self.model, self.names, new_params, self.x_val), self.y_val)
+            loss = self.task.loss(call(self.model, self.names, new_params, self.x_val), self.y_val)
+        return loss if self.val_weight == 1.0 else loss * self.val_weight
 
 
 @dataclass
