@@ -27,13 +27,17 @@ def check_check_share(share, every) -> None:
     """Refuse a share that is not None or a number in (0, 1), or one without windows."""
     if share is None:
         return
-    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
-        raise ValueError(f"check_share must be None or a number in (0, 1), got {share!r}")
+    _check_range(share)
     if every is None:
         raise ValueError(
             "check_share keeps examples for step's own checks: pass check_every=N (and "
             "handover=P) with it"
         )
+
+
+def _check_range(share) -> None:
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
+        raise ValueError(f"check_share must be None or a number in (0, 1), got {share!r}")
 
 
 def _shift(h: torch.Tensor, k: int) -> torch.Tensor:
@@ -45,7 +49,7 @@ class ContentSplit:
     """Splits a validation batch into the meta-objective's examples and the checks'."""
 
     def __init__(self, share: float) -> None:
-        check_check_share(share, every=0)
+        _check_range(share)
         self.share = float(share)
         self._weights: dict[tuple[int, torch.device], torch.Tensor] = {}
 
@@ -62,7 +66,7 @@ class ContentSplit:
         flat = x.detach().reshape(x.shape[0], -1)
         if flat.is_complex():
             flat = torch.view_as_real(flat).reshape(x.shape[0], -1)
-        bits = flat.to(torch.float64).view(torch.int64)
+        bits = flat.to(torch.float64).view(torch.int64)  # a (B, features) temporary
         h = (bits * self._weights_for(flat.shape[1], flat.device)).sum(1)  # wraps around
         h = (h ^ _shift(h, 29)) * _MIX
         h = h ^ _shift(h, 32)
