@@ -64,8 +64,6 @@ class ContentSplit:
     def keys(self, x: torch.Tensor) -> torch.Tensor:
         """Each example's key in [0, 1), a function of its values alone."""
         flat = x.detach().reshape(x.shape[0], -1)
-        if flat.is_complex():
-            flat = torch.view_as_real(flat).reshape(x.shape[0], -1)
         bits = flat.to(torch.float64).view(torch.int64)  # a (B, features) temporary
         h = (bits * self._weights_for(flat.shape[1], flat.device)).sum(1)  # wraps around
         h = (h ^ _shift(h, 29)) * _MIX
