@@ -10,6 +10,7 @@ the same method key (a baseline at twice the learning rate is still ``baseline``
     python scripts/recipe_mechanism.py --noise                      # corrupted training targets
     python scripts/recipe_mechanism.py --noise --reference 1        # paired against 2× lr
     python scripts/recipe_mechanism.py --generality                 # the other noisy rows
+    python scripts/recipe_mechanism.py --noise --split train        # fit to the training targets
 
 Each cell is the mean over the seeds that did not fail (n in brackets, failures counted),
 and the paired mean difference from the baseline over the seeds both have.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from adaloss.bench.config import paper_lr
 from adaloss.bench.failures import failure
-from adaloss.bench.results import final_error, load_results
+from adaloss.bench.results import SPLITS, final_error, load_results
 from adaloss.bench.tables import render_table
 
 ROWS = [
@@ -112,7 +113,7 @@ def cell(values: dict, reference: dict | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", default="selection", choices=["selection", "test"])
+    parser.add_argument("--split", default="selection", choices=SPLITS)
     parser.add_argument("--root", default=".", help="repository root (results/ below it)")
     parser.add_argument("--seeds", type=int, default=None, help="only seeds 0..N-1 (paired sets)")
     parser.add_argument("--columns", default=None,
