@@ -234,9 +234,7 @@ class PlainTwin:
 
         Any exception — in the step or in ``then()``, called after it (what the optimizer
         does with the stepped twin) — leaves the twin as it was."""
-        buffers = [(b, b.detach().clone()) for b in self.model.buffers()]
-        state = OptimizerState(self.optimizer, self.params, clone=True)
-        saved = [p.detach().clone() for p in self.params]
+        snapshot = self._snapshot()
         try:
             self.replicas.sync_buffers_(self.model)
             with torch.enable_grad():
@@ -244,7 +242,7 @@ class PlainTwin:
                 grads = scaled_grad(loss, self.params, grad_scale)
             grads = self.replicas.mean(grads)
             if not all_finite([loss, *grads]):
-                self._restore(buffers, state, saved)
+                self._restore(*snapshot)
                 return False
             for p, g in zip(self.params, grads, strict=True):
                 p.grad = g
@@ -253,11 +251,17 @@ class PlainTwin:
                 then()
             return True
         except BaseException:
-            self._restore(buffers, state, saved)
+            self._restore(*snapshot)
             raise
         finally:
             for p in self.params:
                 p.grad = None
+
+    def _snapshot(self) -> tuple[list, OptimizerState, list[torch.Tensor]]:
+        """Copies of the buffers, the optimizer state and θ, for ``_restore``."""
+        buffers = [(b, b.detach().clone()) for b in self.model.buffers()]
+        state = OptimizerState(self.optimizer, self.params, clone=True)
+        return buffers, state, [p.detach().clone() for p in self.params]
 
     @torch.no_grad()
     def _restore(self, buffers, state: OptimizerState, saved) -> None:
