@@ -61,6 +61,7 @@ NOISE_COLUMNS = [
     ("baseline, 2× lr", "results/noise-lr-check", "baseline"),
     ("default (η 1e-3, κ 2)", "results/noise-screen", "adalfl_default"),
     ("default, monotone loss", "results/noise-screen", "adalfl_default_monotone"),
+    ("default with the hand-over (session 22)", "results/noise-default", "adalfl_default"),
 ]
 # The same screen on the other rows (scripts/noise_screen.sh), one folder; a key's
 # ``{twice_lr}`` is twice the paper's lr of the row's task, as ``adaloss run --lr`` files it.
@@ -76,6 +77,7 @@ GENERALITY_COLUMNS = [
     ("default (η 1e-3, κ 2)", "results/noise-generality", "adalfl_default"),
     ("default, patience 1000", "results/patience-screen", "adalfl_default_patience1000"),
     ("patience 1000, frozen", "results/patience-screen", "adalfl_default_patience1000_frozen"),
+    ("default with the hand-over (session 22)", "results/noise-default", "adalfl_default"),
 ]
 
 
