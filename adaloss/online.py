@@ -3,7 +3,8 @@
 ``OnlineMetaOptimizer`` is what MetaLossOptimizer (a learned loss, paper Algorithm 2) and
 MetaLROptimizer (a learned learning rate, Algorithm 4) share: torch.optim's public API
 forwarded to the base optimizer, input checks, one step that either commits θ_{t+1}, the
-optimizer states and the meta step together or changes nothing, and checkpoints.
+optimizer states and the meta step together or changes nothing; checkpoints come from
+``adaloss.checkpointing``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -19,7 +19,7 @@ from torch import nn
 from adaloss.batches import all_finite as _all_finite
 from adaloss.batches import all_finite_and_value as _all_finite_and_value
 from adaloss.batches import check_batch
-from adaloss.checkpoint import check_state_dict
+from adaloss.checkpointing import Checkpointing
 from adaloss.distributed import unwrap
 from adaloss.divergence import DivergenceWatch
 from adaloss.hypergrad import Hypergradient, MetaStep, base_gradient, forward
@@ -48,7 +48,7 @@ class StepResult:
     task_weight: torch.Tensor | None = None  # the guard's c on L_T (0: not needed); None: off
 
 
-class OnlineMetaOptimizer(OptimizerLookAlike):
+class OnlineMetaOptimizer(Checkpointing, OptimizerLookAlike):
     """Shared machinery of the online meta-learners (learned loss, learned learning rate).
 
     Behaves like an optimizer where that is natural (as schedule_free's wrappers
@@ -384,67 +384,3 @@ class OnlineMetaOptimizer(OptimizerLookAlike):
             after_meta_step=self._after_meta_step,
             transaction=lambda: Transaction(self),
         )
-
-    # -- checkpoints ----------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        for hook in self._optimizer_state_dict_pre_hooks.values():
-            hook(self)
-        state_dict = {
-            "base_optimizer": self.base_optimizer.state_dict(),
-            "meta_params": [p.detach().clone() for p in self.meta_params],
-            "meta_optimizer": self.meta_optimizer.state_dict() if self.meta_optimizer else None,
-            "steps": self.steps,
-            "skipped_steps": self.skipped_steps,
-            "grad_scale": self.scaling.state_dict(),
-            **self._extra_state(),
-        }
-        for hook in self._optimizer_state_dict_post_hooks.values():
-            state_dict = hook(self, state_dict) or state_dict
-        return state_dict
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {}
-
-    def _load_extra_state(self, state_dict: dict[str, Any]) -> None:
-        """Hook: the subclass's own entries of a checkpoint."""
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a checkpoint whole or not at all: everything is checked before anything changes.
-
-        A mismatch (another model's shapes, another optimizer type, a missing entry)
-        raises ``ValueError`` naming the first one found.
-        """
-        state_dict = dict(state_dict)
-        for hook in self._optimizer_load_state_dict_pre_hooks.values():
-            state_dict = hook(self, state_dict) or state_dict
-        self._check_state_dict(state_dict)
-        base, meta = self.base_optimizer, self.meta_optimizer
-        # torch's load_state_dict replaces its state and param_groups objects: keep the old ones.
-        saved_base = (base.state, base.param_groups)
-        saved_meta = (meta.state, meta.param_groups) if meta is not None else None
-        with Transaction(self) as tx:
-            tx.save_meta()
-            try:
-                base.load_state_dict(state_dict["base_optimizer"])
-                with torch.no_grad():
-                    for p, s in zip(self.meta_params, state_dict["meta_params"], strict=True):
-                        p.copy_(s)
-                if meta is not None:
-                    meta.load_state_dict(state_dict["meta_optimizer"])
-                self.steps = state_dict["steps"]
-                self.skipped_steps = state_dict["skipped_steps"]
-                self._load_extra_state(state_dict)
-                self.scaling.load_state_dict(
-                    state_dict.get("grad_scale", state_dict.get("loss_scale"))  # older name
-                )
-                self._after_meta_step()
-            except BaseException:
-                base.state, base.param_groups = saved_base
-                if meta is not None:
-                    meta.state, meta.param_groups = saved_meta
-                raise
-        for hook in self._optimizer_load_state_dict_post_hooks.values():
-            hook(self)
-
-    def _check_state_dict(self, state_dict: dict[str, Any]) -> None:
-        check_state_dict(state_dict, self.base_optimizer, self.meta_params, self.meta_optimizer)
