@@ -21,6 +21,7 @@ import torch
 _SEED = 20_261_207  # fixed: the split must be the same in every process and every run
 _MIX = 0x2545F4914F6CDD1D  # an odd 63-bit multiplier (xorshift* generators')
 _BITS = 53  # keys are multiples of 2**-53 in [0, 1)
+CHUNK_VALUES = 1 << 20  # the hash's 64-bit temporaries hold about this many values (8 MiB)
 
 
 def check_check_share(share, every) -> None:
@@ -64,8 +65,14 @@ class ContentSplit:
     def keys(self, x: torch.Tensor) -> torch.Tensor:
         """Each example's key in [0, 1), a function of its values alone."""
         flat = x.detach().reshape(x.shape[0], -1)
-        bits = flat.to(torch.float64).view(torch.int64)  # a (B, features) temporary
-        h = (bits * self._weights_for(flat.shape[1], flat.device)).sum(1)  # wraps around
+        weights = self._weights_for(flat.shape[1], flat.device)
+        # A few columns at a time, so the 64-bit temporaries stay near CHUNK_VALUES values
+        # however large the examples (a batch of images); wrap-around sums do not care.
+        width = max(1, CHUNK_VALUES // max(1, flat.shape[0]))
+        h = torch.zeros(flat.shape[0], dtype=torch.int64, device=flat.device)
+        for start in range(0, flat.shape[1], width):
+            bits = flat[:, start : start + width].to(torch.float64).view(torch.int64)
+            h = h + (bits * weights[start : start + width]).sum(1)
         h = (h ^ _shift(h, 29)) * _MIX
         h = h ^ _shift(h, 32)
         return _shift(h, 64 - _BITS).to(torch.float64) / 2.0**_BITS

@@ -8,6 +8,7 @@ from conftest import mlp
 
 import adaloss
 import adaloss.handover
+import adaloss.holdout
 from adaloss.holdout import ContentSplit
 
 
@@ -39,6 +40,19 @@ def test_each_example_is_on_the_same_side_in_any_batch_order_dtype_or_company():
     assert torch.equal(split.check_side(torch.cat([torch.randn(9, 3, 4), x]))[9:], side)
     assert torch.equal(split.check_side(x.double()), side)  # float32 values are exact in float64
     assert 0 < int(side.sum()) < 64
+
+
+def test_large_examples_hash_a_few_columns_at_a_time_to_the_same_keys(monkeypatch):
+    # The hash's 64-bit temporaries are bounded by CHUNK_VALUES; the keys must not depend on it
+    # (nor, through the chunk width, on how many examples share the batch).
+    torch.manual_seed(0)
+    x = torch.randn(6, 3, 5, 5)
+    whole = ContentSplit(0.5).keys(x)
+    monkeypatch.setattr(adaloss.holdout, "CHUNK_VALUES", 13)  # 2 columns a chunk for 6 rows
+    assert torch.equal(ContentSplit(0.5).keys(x), whole)
+    assert torch.equal(torch.cat([ContentSplit(0.5).keys(x[i : i + 1]) for i in range(6)]), whole)
+    monkeypatch.setattr(adaloss.holdout, "CHUNK_VALUES", 1)  # one column a chunk
+    assert torch.equal(ContentSplit(0.5).keys(x), whole)
 
 
 @pytest.mark.parametrize(
