@@ -11,6 +11,7 @@ the same method key (a baseline at twice the learning rate is still ``baseline``
     python scripts/recipe_mechanism.py --noise --reference 1        # paired against 2× lr
     python scripts/recipe_mechanism.py --generality                 # the other noisy rows
     python scripts/recipe_mechanism.py --noise --split train        # fit to the training targets
+    python scripts/recipe_mechanism.py --noise --handovers          # which runs handed over
 
 Each cell is the mean over the seeds that did not fail (n in brackets, failures counted),
 and the paired mean difference from the baseline over the seeds both have.
@@ -97,6 +98,22 @@ def errors_by_seed(
     return out
 
 
+def handovers_cell(
+    root: Path, folder: str, key: str, task: str, model: str, seeds: int | None = None
+) -> str:
+    """Which runs of one key on one row handed over to plain training, and at which step."""
+    key = key.format(twice_lr=2 * paper_lr(task.split("-noise")[0]))
+    path = root / folder / task / model / key
+    records = load_results(path) if path.is_dir() else []
+    records = [r for r in records if seeds is None or int(r["seed"]) < seeds]
+    if not records:
+        return "-"
+    steps = {int(r["seed"]): (r.get("final") or {}).get("handed_over_at") for r in records}
+    handed = [s for s in sorted(steps) if steps[s] is not None]
+    at = ", ".join(f"{steps[s]:,} (seed {s})" for s in handed)
+    return f"{len(handed)} of {len(steps)}" + (f": {at}" if at else "")
+
+
 def cell(values: dict, reference: dict | None) -> str:
     finite = [v for v in values.values() if math.isfinite(v)]
     if not values:
@@ -126,6 +143,8 @@ def main() -> None:
                         help="the rows with corrupted training targets")  # fmt: skip
     parser.add_argument("--generality", action="store_true",
                         help="the other rows with corrupted training targets")  # fmt: skip
+    parser.add_argument("--handovers", action="store_true",
+                        help="which runs handed over, and when, instead of errors")  # fmt: skip
     args = parser.parse_args()
     root = Path(args.root)
     all_rows, all_columns = ROWS, COLUMNS
@@ -142,6 +161,12 @@ def main() -> None:
     ref = picked.index(args.reference)
     rows = []
     for task, model in all_rows:
+        if args.handovers:
+            rows.append(
+                [task, model, *(handovers_cell(root, f, k, task, model, args.seeds)
+                                for _, f, k in columns)]
+            )  # fmt: skip
+            continue
         cols = [
             errors_by_seed(root, f, k, task, model, args.split, args.seeds) for _, f, k in columns
         ]
