@@ -55,3 +55,18 @@ def test_generality_rows_find_the_control_under_twice_each_tasks_lr(tmp_path):
     for task in ("crime", "digits"):
         row = next(line for line in lines if task in line)
         assert "0.0200 (n=1) -0.0100, wins 1/1" in row and "0.0010" not in row
+
+
+def test_handovers_lists_the_runs_that_handed_over_and_when(tmp_path):
+    for seed, at in enumerate([None, 4200, None, 1400]):
+        write(tmp_path, "results/noise-default", "adalfl_default", seed, 0.02)
+        path = tmp_path / "results/noise-default/california-noise0.2/adaloss_mlp"
+        record_path = path / "adalfl_default" / f"seed{seed}.json"
+        record = json.loads(record_path.read_text())
+        record["final"]["handed_over_at"] = at
+        record_path.write_text(json.dumps(record))
+        write(tmp_path, "results/noise-screen", "baseline", seed, 0.021)
+    row = next(line for line in run(tmp_path, "--handovers", "--columns", "4").splitlines()
+               if "california" in line)  # fmt: skip
+    assert "| 0 of 4 |" in row  # the baseline never hands over
+    assert "| 2 of 4: 4,200 (seed 1), 1,400 (seed 3) |" in row
