@@ -11,6 +11,10 @@ two rules fixed there before any run, seed by seed, against the baseline run of 
 - *final pick*: whichever final model has the lower check error (ties: the method's);
 - *both*: the hand-over, then the final pick if it never handed over (what a user who calls
   ``check`` at every evaluation and ``finish`` at the end gets, as the CNN probe does).
+- *switching* (only with ``--switching``; a rule no library version has): a hand-over that
+  can be taken back — both models train to the end, and the run's model is whichever the
+  last ``--points`` consecutive points found strictly ahead (it starts with the method's),
+  so its final is the final of the run it holds at the end.
 
 ``--ties plain`` makes a tie count against the method in every rule: the learned loss's
 model is kept only while it is strictly ahead on the check split. ``--on val_error`` judges
@@ -30,6 +34,8 @@ the end of a measurement (``scripts/recipe_verdict.py``'s, test error with selec
     python scripts/handover_screen.py --folder results/recipe-confirm --baseline baseline \
         --method adalfl_default --on val_error                     # judged on validation
     python scripts/handover_screen.py --bars                       # test error: once, at the end
+    python scripts/handover_screen.py --folder results/noise-screen --baseline baseline \
+        --method adalfl_default --on val_error --switching         # a hand-over taken back
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ from adaloss.bench.failures import failure
 from adaloss.bench.results import final_error, load_results
 
 ROWS = [
+    ("california-noise0.2", "adaloss_mlp"),  # results/noise-screen's two rows
+    ("digits-noise0.4", "adaloss_mlp"),
     ("diabetes", "adaloss_mlp"),
     ("diabetes-noise0.2", "adaloss_mlp"),
     ("crime", "adaloss_mlp"),
@@ -84,6 +92,24 @@ def handover_step(
         if above >= points:
             return step
     return None
+
+
+def switched(own: dict, base: dict, points: int, on: str = "check_error") -> tuple[dict, int]:
+    """The run *switching* holds at the end, and how many times it switched.
+
+    A switch needs the other run strictly ahead at ``points`` consecutive points; a
+    non-finite value (a diverged run) is never ahead."""
+    steps, theirs = base["curve"]["step"], base["curve"][on]
+    mine = own["curve"][on] + [math.nan] * (len(steps) - len(own["curve"][on]))
+    holding_own, ahead, switches = True, 0, 0
+    for step, a, b in zip(steps, mine, theirs, strict=True):
+        if step == 0:
+            continue
+        other_ahead = b < a or (math.isnan(a) and math.isfinite(b)) if holding_own else a < b
+        ahead = ahead + 1 if other_ahead else 0
+        if ahead >= points:
+            holding_own, ahead, switches = not holding_own, 0, switches + 1
+    return (own if holding_own else base), switches
 
 
 def picked(own: dict, base: dict, on: str = "check_error", ties: str = "model") -> dict:
@@ -134,14 +160,17 @@ def main() -> None:
     parser.add_argument(
         "--bars", action="store_true", help="also issue 12's bars on the clean rows (reads test)"
     )
+    parser.add_argument(
+        "--switching", action="store_true", help="also the hand-over that can be taken back"
+    )
     args = parser.parse_args()
     wanted = None
     if args.seeds:
         first, _, last = args.seeds.partition("-")
         wanted = set(range(int(first), int(last or first) + 1))
-    rules = ["hand-over", "final pick", "both"]
+    rules = ["hand-over", "final pick", "both"] + (["switching"] if args.switching else [])
     print(f"| row | baseline | method | {' | '.join(rules)} | hand-over at (by seed) |")
-    print("|---|--:|--:|--:|--:|--:|--:|")
+    print("|---|--:|--:|" + "--:|" * len(rules) + "--:|")
     verdict: dict[str, list] = {rule: [] for rule in ["method", *rules]}  # the method alone too
     beats = dict.fromkeys(verdict, 0)
     bars: dict[str, list] = {rule: [] for rule in verdict}
@@ -162,6 +191,9 @@ def main() -> None:
             "final pick": pick,
             "both": {s: base[s] if steps[s] is not None else pick[s] for s in seeds},
         }
+        if args.switching:
+            switching = {s: switched(own[s], base[s], args.points, args.on) for s in seeds}
+            kept["switching"] = {s: held for s, (held, _) in switching.items()}
         columns = {rule: {s: error(records[s]) for s in seeds} for rule, records in kept.items()}
         reference = {s: error(base[s]) for s in seeds}
         if args.bars and (task, model) in CLEAN_ROWS:
@@ -178,6 +210,8 @@ def main() -> None:
         std = statistics.stdev(spread) if len(spread) > 1 else math.nan
         cells = {name: summary(values, reference) for name, values in columns.items()}
         at = " / ".join("—" if steps[s] is None else f"{steps[s]:,}" for s in seeds)
+        if args.switching:  # and how often switching switched, by seed
+            at += "; switches " + " ".join(str(switching[s][1]) for s in seeds)
         print(
             f"| {task} {model} | {statistics.fmean(spread):.4f} | {cells['method'][0]} | "
             f"{' | '.join(cells[rule][0] for rule in rules)} | {at} |"

@@ -11,7 +11,7 @@ from pathlib import Path
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
-from handover_screen import handover_step, picked  # noqa: E402
+from handover_screen import handover_step, picked, switched  # noqa: E402
 
 STEPS = [0, 200, 400, 600, 800]
 
@@ -113,3 +113,21 @@ def test_the_bars_read_test_error_of_the_final_each_rule_keeps(tmp_path):
     assert "| -0.0750 (wins 1/2) | 0.0707 |" in both  # the hand-over's, then the pick's
     label = "hand-over (adalfl_default_check0.5, on check_error, ties: model) vs baseline_check0.5"
     assert label in out
+
+
+def test_switching_takes_a_hand_over_back_once_the_method_leads_again():
+    # Plain training leads at points 1-2, the method at points 3-4: with points=2 the run
+    # switches to plain at point 2 and back at point 4, and ends holding the method's run.
+    steps = [0, 1, 2, 3, 4]
+    own = {"curve": {"step": steps, "val_error": [0.5, 0.4, 0.4, 0.1, 0.1]}}
+    base = {"curve": {"step": steps, "val_error": [0.5, 0.3, 0.3, 0.2, 0.2]}}
+    held, switches = switched(own, base, 2, "val_error")
+    assert held is own and switches == 2
+    held, switches = switched(own, base, 3, "val_error")  # never 3 points in a row
+    assert held is own and switches == 0
+    # plain leads at points 1-2 (a switch), then ties: a tie is no lead, so plain stays
+    trailing = {"curve": {"step": steps, "val_error": [0.5, 0.4, 0.4, 0.3, 0.3]}}
+    tie = {"curve": {"step": steps, "val_error": [0.5, 0.3, 0.3, 0.3, 0.3]}}
+    assert switched(trailing, tie, 2, "val_error") == (tie, 1)
+    diverged = {"curve": {"step": steps[:2], "val_error": [0.5, 0.4]}}
+    assert switched(diverged, base, 2, "val_error") == (base, 1)
