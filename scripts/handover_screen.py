@@ -105,7 +105,7 @@ def switched(own: dict, base: dict, points: int, on: str = "check_error") -> tup
     for step, a, b in zip(steps, mine, theirs, strict=True):
         if step == 0:
             continue
-        other_ahead = b < a or (math.isnan(a) and math.isfinite(b)) if holding_own else a < b
+        other_ahead = behind(a, b) if holding_own else a < b  # NaN is never strictly ahead
         ahead = ahead + 1 if other_ahead else 0
         if ahead >= points:
             holding_own, ahead, switches = not holding_own, 0, switches + 1

@@ -82,30 +82,31 @@ GENERALITY_COLUMNS = [
 ]
 
 
+def run_records(
+    root: Path, folder: str, key: str, task: str, model: str, seeds: int | None = None
+) -> list[dict]:
+    """The result records of one key on one row, seeds < ``seeds``."""
+    key = key.format(twice_lr=2 * paper_lr(task.split("-noise")[0]))
+    path = root / folder / task / model / key
+    records = load_results(path) if path.is_dir() else []
+    return [r for r in records if seeds is None or int(r["seed"]) < seeds]
+
+
 def errors_by_seed(
     root: Path, folder: str, key: str, task: str, model: str, split: str, seeds: int | None = None
 ):
     """{seed: final error, NaN for a failed run} of one key on one row, seeds < ``seeds``."""
-    out = {}
-    key = key.format(twice_lr=2 * paper_lr(task.split("-noise")[0]))
-    path = root / folder / task / model / key
-    if path.is_dir():
-        for record in load_results(path):
-            if seeds is not None and int(record["seed"]) >= seeds:
-                continue
-            failed = failure(record)
-            out[int(record["seed"])] = math.nan if failed else final_error(record, split)
-    return out
+    return {
+        int(r["seed"]): math.nan if failure(r) else final_error(r, split)
+        for r in run_records(root, folder, key, task, model, seeds)
+    }
 
 
 def handovers_cell(
     root: Path, folder: str, key: str, task: str, model: str, seeds: int | None = None
 ) -> str:
     """Which runs of one key on one row handed over to plain training, and at which step."""
-    key = key.format(twice_lr=2 * paper_lr(task.split("-noise")[0]))
-    path = root / folder / task / model / key
-    records = load_results(path) if path.is_dir() else []
-    records = [r for r in records if seeds is None or int(r["seed"]) < seeds]
+    records = run_records(root, folder, key, task, model, seeds)
     if not records:
         return "-"
     steps = {int(r["seed"]): (r.get("final") or {}).get("handed_over_at") for r in records}
