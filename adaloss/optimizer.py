@@ -33,6 +33,7 @@ from adaloss.objective import Objective, task_only
 from adaloss.online import ENGINES, OnlineMetaOptimizer
 from adaloss.patience import MetaPatience, check_patience
 from adaloss.recipes import Recipe, get_recipe
+from adaloss.steplength import LearnedStepLength
 from adaloss.tasks import Regression, Task
 from adaloss.transaction import Transaction
 from adaloss.warmstart import DEFAULT_RANGE, target_span, warm_start, widen
@@ -101,6 +102,12 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             meta-objective, and judge the windows on them alone (``adaloss.holdout``; a
             step whose batch has no example left for the meta-objective does not step ϕ);
             ``None`` takes the recipe's, ``False`` lets the checks see every example.
+        learn_lr: also learn the base step's length: every update of the base optimizer is
+            multiplied by r = e^a, with a meta-learned beside ϕ by the meta-optimizer
+            (``adaloss.steplength``; ``step_factor`` reads r). The optimizer's lr is never
+            written, so a scheduler keeps working and r multiplies what it sets; after a
+            hand-over (or a stop with ``after_stop="task_loss"``) steps are plain again.
+            ``None`` takes the recipe's.
     """
 
     def __init__(
@@ -124,8 +131,11 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         handover: int | str | bool | None = None,
         check_every: int | bool | None = None,
         check_share: float | bool | None = None,
+        learn_lr: bool | None = None,
     ) -> None:
         recipe = get_recipe(recipe)
+        if learn_lr is not None and not isinstance(learn_lr, bool):
+            raise ValueError(f"learn_lr must be True, False or None; got {learn_lr!r}")
         if patience is not None and patience is not False:
             check_patience(patience)
         if handover is not None and handover is not False:
@@ -156,6 +166,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             handover=handover,
             check_every=check_every,
             check_share=check_share,
+            learn_lr=recipe.learn_lr if learn_lr is None else learn_lr,
         )
         self.patience = None if self.recipe.patience is None else MetaPatience(self.recipe.patience)
         self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)
@@ -176,12 +187,19 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         self.hypergrad = hypergrad
         self.jvp = jvp
         meta_params = [p for p in loss.parameters() if p.requires_grad]
+        self.step_length = None
+        if self.recipe.learn_lr:
+            if meta_optimizer is not None:  # it cannot hold a, which does not exist yet
+                raise ValueError("learn_lr needs the meta-optimizer MetaLossOptimizer builds")
+            self.step_length = LearnedStepLength(next(model.parameters(), torch.empty(())))
         if self.recipe.start == "warm_start" and meta_params and not hasattr(loss, "pointwise"):
             raise TypeError(
                 f"the {self.recipe.name!r} recipe warm-starts ϕ, which needs an elementwise "
                 "learned loss with a pointwise(pred, target) method (LossNetwork, ML3Network, "
                 f"TaylorLoss); {type(loss).__name__} has none: pass recipe='paper'"
             )
+        if self.step_length is not None:  # a is stepped, saved and restored with ϕ, last
+            meta_params = [*meta_params, self.step_length.log_factor]
         super().__init__(
             model,
             base_optimizer,
@@ -214,6 +232,24 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
     def horizon(self) -> str | float:
         """Where the meta-objective measures L_T (``MetaStep.horizon``): the recipe's."""
         return self.recipe.horizon
+
+    @property
+    def step_factor(self) -> float:
+        """r, the learned multiplier of the base step (``learn_lr``); 1.0 without it."""
+        return 1.0 if self.step_length is None else self.step_length.factor
+
+    def _meta_step(self, *args, **kwargs) -> MetaStep:
+        step = super()._meta_step(*args, **kwargs)
+        if self.step_length is not None and not self._on_task_loss:
+            step.meta_params = step.meta_params[:-1]  # ϕ; the engines append dL_T/da
+            step.log_step = self.step_length.log_factor
+        return step
+
+    def _plain_update(self, params, grads, tx: Transaction) -> None:
+        if self.step_length is None or self._on_task_loss:
+            return super()._plain_update(params, grads, tx)
+        with self.step_length.scaled_lrs(self.base_optimizer):
+            super()._plain_update(params, grads, tx)
 
     @property
     def guarded_steps(self) -> int:
@@ -405,5 +441,6 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             f"meta_every={self.meta_every}, online={self.online}, recipe={self.recipe.name!r}, "
             f"guard={self.recipe.guard}, patience={self.recipe.patience}, "
             f"after_stop={self.recipe.after_stop!r}, handover={self.recipe.handover}, "
-            f"check_every={self.recipe.check_every})"
+            f"check_every={self.recipe.check_every}"
+            + (", learn_lr=True)" if self.recipe.learn_lr else ")")
         )

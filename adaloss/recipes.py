@@ -65,6 +65,9 @@ class Recipe:
     # keep this share of the validation examples (by content) from the meta-objective, for
     # those checks alone (``adaloss.holdout``); None: the checks see what ϕ is fitted to
     check_share: float | None = None
+    # learn the base step's length beside ϕ: every update times r = e^a, a stepped by the
+    # meta-optimizer with ϕ (``adaloss.steplength``); False: the optimizer's lr as it is
+    learn_lr: bool = False
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
@@ -78,6 +81,11 @@ class Recipe:
         check_handover(self.handover)
         check_check_every(self.check_every, self.handover)
         check_check_share(self.check_share, self.check_every)
+        if self.learn_lr and self.start != "warm_start":
+            raise ValueError(
+                "learn_lr needs start='warm_start': the offline phase (Algorithm 1) learns ϕ "
+                "alone"
+            )
         if self.after_stop not in AFTER_STOP:
             raise ValueError(f"after_stop must be one of {AFTER_STOP}, got {self.after_stop!r}")
 

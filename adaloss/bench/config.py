@@ -99,6 +99,7 @@ class RunConfig:
     handover: int | str | None = None  # None: the recipe's; 0: no twin; P or "final"
     check_every: int | None = None  # None: the recipe's; 0: none; N: step checks on validation
     check_share: float | None = None  # None: the recipe's; 0: none; s: kept from ϕ for checks
+    learn_lr: bool | None = None  # None: the recipe's; True: the step's length learned too
     init_steps: int = DEFAULT_INIT_STEPS
     init_meta_lr: float = DEFAULT_INIT_META_LR
     inner_steps: int = 1
@@ -147,6 +148,8 @@ class RunConfig:
         if self.method == "adalfl" and self.check_share is not None:
             if (self.check_share or None) != recipe.check_share:
                 key += f"_share{self.check_share:g}" if self.check_share else "_noshare"
+        if self.method == "adalfl" and self.learn_lr not in (None, recipe.learn_lr):
+            key += "_learnlr" if self.learn_lr else "_nolearnlr"
         offline = self.method != "baseline" and (
             self.method != "adalfl" or recipe.start == "offline"
         )
@@ -246,6 +249,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="AdaLFL with --check-every: keep this share of the validation "
                         "examples (chosen by content) from the meta-objective, for the checks "
                         "alone (default: the recipe's; 0: none)")  # fmt: skip
+    parser.add_argument("--learn-lr", action="store_true", default=None,
+                        help="AdaLFL: learn the base step's length beside the loss "
+                        "(adaloss.steplength; default: the recipe's)")  # fmt: skip
     parser.add_argument(
         "--init-steps", type=int, default=DEFAULT_INIT_STEPS, help="offline steps (Alg. 1)"
     )
@@ -317,7 +323,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
         for name in (
             "batch_size", "loss", "meta_objective", "meta_lr", "recipe", "guard", "horizon",
             "meta_anchor", "patience", "after_stop", "handover", "check_every", "check_share",
-            "init_steps",
+            "learn_lr", "init_steps",
             "init_meta_lr",
             "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",
             "label_noise", "check_fraction", "check_from", "data_dir", "device",

@@ -170,6 +170,7 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
                 else (config.check_every or False),
                 check_share=None if config.method != "adalfl" or config.check_share is None
                 else (config.check_share or False),
+                learn_lr=config.learn_lr if config.method == "adalfl" else None,
             )  # fmt: skip
             timeline = LossTimeline(loss, task)
         init_train = batches(
@@ -210,6 +211,8 @@ def run_one(config: RunConfig, progress: bool = True, states_to: Path | None = N
         "test_error": [],
     }
     extra_curves: dict[str, list] = {"lr": []} if config.method == "metalr" else {}
+    if getattr(opt, "step_length", None) is not None:  # learn_lr: r at every evaluation
+        extra_curves["step_factor"] = []
     if data.check is not None:  # the task's error and its loss (no ties between models)
         extra_curves["check_error"], extra_curves["check_loss"] = [], []
     diverged = False
@@ -226,6 +229,8 @@ def run_one(config: RunConfig, progress: bool = True, states_to: Path | None = N
             extra_curves["check_loss"].append(loss)
         if "lr" in extra_curves:
             extra_curves["lr"].append(float(opt.lr.detach()))
+        if "step_factor" in extra_curves:
+            extra_curves["step_factor"].append(opt.step_factor)
 
     rule = getattr(opt, "handover_rule", None)
     windows = getattr(opt, "window", None) is not None  # step checks on validation batches

@@ -55,6 +55,9 @@ class MetaStep:
     # that ranks with unequal validation parts (``check_share``) average to the whole
     # batch's mean; 0 for a rank with no rows of its own (it evaluates one at weight 0).
     val_weight: float = 1.0
+    # a of the learned step length r = e^a (``adaloss.steplength``): the update is r·U and
+    # the engines return dL_T/da after dL_T/dϕ; None: r = 1, nothing learned.
+    log_step: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.objective is not None:  # the weights the step's objective was evaluated with

@@ -29,6 +29,7 @@ from adaloss.hypergrad import (
 )
 from adaloss.modelcalls import call, running_stats_frozen
 from adaloss.precision import widened
+from adaloss.steplength import step_length_gradient
 
 JVP_METHODS = ("autograd", "finite_difference")
 
@@ -118,6 +119,9 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
     else:  # SGD family: ∂U/∂g = c·I per parameter, no VJP machinery needed
         updates, new_state = update(grads)
     del grads
+    factor = None if step.log_step is None else step.log_step.detach().exp()  # r
+    if factor is not None:
+        updates = tuple(torch._foreach_mul(updates, factor))
     new_params = tuple(p + u for p, u in zip(params, updates, strict=True))
     horizons = step.horizons()  # None: L_T at θ_{t+1} itself
     measured = new_params if horizons is None else step.lookahead(params, updates, horizons)
@@ -127,8 +131,11 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
     del measured
     if horizons is not None:  # d(θ_t + H·U)/dg = H·∂U/∂g
         v = torch._foreach_mul(v, horizons)
+    step_grads = () if factor is None else (step_length_gradient(v, new_params, params),)
     w = vjp_update(v)[0] if scales is None else torch._foreach_mul(v, scales)
     del v
+    if factor is not None:  # d(r·U)/dg = r·∂U/∂g
+        w = torch._foreach_mul(w, factor)
 
     model_jvp = _model_jvp if jvp_method == "autograd" else _model_jvp_finite_difference
     scale = step.grad_scale  # float16 tangents underflow as gradients do: scale them too
@@ -138,6 +145,7 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
     h = objective.h if step.loss_scale is None else step.loss_scale * objective.h
     # Each rank's ⟨J_r w, h_r⟩ is its shard's share of the whole batch's: their mean.
     meta_grads = step.replicas.mean(meta_gradient((h * u.reshape(h.shape)).sum(), step.meta_params))
+    meta_grads = (*meta_grads, *step_grads)  # v and θ_{t+1} are the whole batch's already
     return Hypergradient(
         learned_loss=learned,
         base_grads=grad_sums,

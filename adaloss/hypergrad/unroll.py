@@ -32,6 +32,8 @@ def differentiable_step(
     learned, *grads = step.replicas.mean_differentiable((learned, *grads))
     grads = tuple(grads)
     updates, new_state = step.update.function(params, previous=previous)(grads)
+    if step.log_step is not None:  # the learned step length r = e^a, differentiable in a
+        updates = tuple(step.log_step.exp() * u for u in updates)
     new_params = tuple(p + u for p, u in zip(params, updates, strict=True))
     return learned, grads, new_params, new_state
 
@@ -45,7 +47,8 @@ def hypergradient(step: MetaStep, out: torch.Tensor) -> Hypergradient:
         updates = tuple(n - p for n, p in zip(new_params, params, strict=True))
     measured = new_params if horizons is None else step.lookahead(params, updates, horizons)
     task_loss = step.validation_loss(measured)
-    meta_grads = meta_gradient(task_loss, step.meta_params, step.grad_scale)
+    learned_params = [*step.meta_params, *([] if step.log_step is None else [step.log_step])]
+    meta_grads = meta_gradient(task_loss, learned_params, step.grad_scale)
     task_loss, *meta_grads = step.replicas.mean((task_loss.detach(), *meta_grads))
     return Hypergradient(
         learned_loss=learned.detach(),

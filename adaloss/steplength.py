@@ -1,0 +1,52 @@
+"""A learned step length beside the learned loss: Meta-LR's one scalar, in log space.
+
+On the paper's rows the default's gains were what a longer base step gives, and the guard's
+trust region bounds how much longer the learned loss may make it (BENCHMARKS.md, "What the
+default's difference from the baseline is made of"). With ``learn_lr`` the step's length is
+learned apart from the loss's shape: every update of the base optimizer is multiplied by
+r = exp(a), a meta-learned by the same meta-optimizer as ϕ (so η moves r by about a factor
+e^η a step). Every supported update is linear in its learning rate, so r·U is the update at
+r× every group's lr, and dL_T/da = ⟨∇L_T(θ_t + H·r·U), H·r·U⟩: no second-order term.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+
+class LearnedStepLength:
+    """r = exp(a) multiplying the base optimizer's updates; a starts at 0 (r = 1)."""
+
+    def __init__(self, reference: torch.Tensor) -> None:
+        self.log_factor = nn.Parameter(
+            torch.zeros((), dtype=reference.dtype, device=reference.device)
+        )
+
+    @property
+    def factor(self) -> float:
+        """r, read on the host."""
+        return float(self.log_factor.detach().exp())
+
+    @contextmanager
+    def scaled_lrs(self, optimizer: torch.optim.Optimizer) -> Iterator[None]:
+        """Every group's lr at r× for the optimizer's own ``step()`` (steps without a meta
+        step), restored afterwards whatever happens (a scheduler keeps owning lr)."""
+        factor = self.factor
+        saved = [group["lr"] for group in optimizer.param_groups]
+        try:
+            for group in optimizer.param_groups:
+                group["lr"] = group["lr"] * factor
+            yield
+        finally:
+            for group, lr in zip(optimizer.param_groups, saved, strict=True):
+                group["lr"] = lr
+
+
+def step_length_gradient(v: tuple[torch.Tensor, ...], new_params, params) -> torch.Tensor:
+    """dL_T/da = Σ ⟨v, θ' − θ_t⟩ with v = H·∇L_T at the measured point, θ' − θ_t = r·U."""
+    return sum(((vi * (n - p)).sum() for vi, n, p in zip(v, new_params, params, strict=True)))
+
