@@ -83,8 +83,7 @@ class Recipe:
         check_check_share(self.check_share, self.check_every)
         if self.learn_lr and self.start != "warm_start":
             raise ValueError(
-                "learn_lr needs start='warm_start': the offline phase (Algorithm 1) learns ϕ "
-                "alone"
+                "learn_lr needs start='warm_start': the offline phase (Algorithm 1) learns ϕ alone"
             )
         if self.after_stop not in AFTER_STOP:
             raise ValueError(f"after_stop must be one of {AFTER_STOP}, got {self.after_stop!r}")

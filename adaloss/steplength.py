@@ -49,4 +49,3 @@ class LearnedStepLength:
 def step_length_gradient(v: tuple[torch.Tensor, ...], new_params, params) -> torch.Tensor:
     """dL_T/da = Σ ⟨v, θ' − θ_t⟩ with v = H·∇L_T at the measured point, θ' − θ_t = r·U."""
     return sum(((vi * (n - p)).sum() for vi, n, p in zip(v, new_params, params, strict=True)))
-

@@ -1,0 +1,146 @@
+"""learn_lr: the base step's length r = e^a learned beside the loss (adaloss.steplength)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from conftest import mlp
+
+import adaloss
+import adaloss.handing_over
+from adaloss.recipes import Recipe
+
+
+def data(seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(16, 6, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (16,), generator=g)
+    xv = torch.randn(12, 6, generator=g, dtype=torch.float64)
+    yv = torch.randint(0, 3, (12,), generator=g)
+    return x, y, xv, yv
+
+
+def wrapped(optimizer=torch.optim.SGD, options=None, **kwargs):
+    torch.manual_seed(0)
+    model = mlp().double()
+    base = optimizer(model.parameters(), **(options or {"lr": 0.1, "momentum": 0.9}))
+    kwargs.setdefault("handover", False)
+    return adaloss.MetaLossOptimizer(
+        model, base, adaloss.Classification(3), learn_lr=True, **kwargs
+    )
+
+
+def set_log_factor(opt, value):
+    with torch.no_grad():
+        opt.step_length.log_factor.fill_(value)
+
+
+@pytest.mark.parametrize(
+    "optimizer, options, horizon",
+    [
+        (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, "momentum"),
+        (torch.optim.SGD, {"lr": 0.1}, "step"),
+        (torch.optim.Adam, {"lr": 0.01}, "step"),
+        (torch.optim.Adam, {"lr": 0.01}, 3.0),
+    ],
+)
+def test_the_step_length_gradient_is_exact_in_both_engines(optimizer, options, horizon):
+    """dL_T/da against the unrolled reference and a central difference in a."""
+    x, y, xv, yv = data()
+    grads = {}
+    for engine in ("forward", "unroll"):
+        opt = wrapped(optimizer, options, hypergrad=engine, horizon=horizon)
+        for _ in range(2):
+            opt.step(x, y, xv, yv)
+        set_log_factor(opt, 0.4)
+        grads[engine] = opt.meta_gradient(x, y, xv, yv)
+    assert len(grads["forward"]) == len(opt.meta_params)  # ϕ's, then a's
+    for f, u in zip(grads["forward"], grads["unroll"], strict=True):
+        torch.testing.assert_close(f, u, rtol=1e-8, atol=1e-10)
+    eps, losses = 1e-6, []
+    for sign in (1.0, -1.0):
+        moved = copy.deepcopy(opt)
+        set_log_factor(moved, 0.4 + sign * eps)
+        losses.append(float(moved.step(x, y, xv, yv).task_loss))  # L_T at θ_{t+1}
+    difference = (losses[0] - losses[1]) / (2 * eps)
+    assert abs(difference) > 1e-6  # the check has something to compare
+    assert float(grads["unroll"][-1]) == pytest.approx(difference, rel=1e-5)
+
+
+def test_a_step_is_the_plain_update_at_r_times_the_lr_and_lr_is_never_written():
+    x, y, xv, yv = data()
+    for meta_every, expect_meta in ((1, True), (2, False)):  # a meta step, then a plain one
+        opt = wrapped(options={"lr": 0.1}, guard=False, meta_every=meta_every)
+        opt.step(x, y, xv, yv)  # steps ϕ and a (and warm-starts ϕ)
+        set_log_factor(opt, 0.7)
+        model = copy.deepcopy(opt.model)
+        for p, q in zip(model.parameters(), opt.model.parameters(), strict=True):
+            p.grad = torch.autograd.grad(opt.loss(*opt.task.learned_loss_inputs(
+                opt.model(x), y)), q, retain_graph=False, allow_unused=True)[0]  # fmt: skip
+        result = opt.step(x, y, xv, yv)
+        assert result.meta_updated is expect_meta
+        assert opt.base_optimizer.param_groups[0]["lr"] == 0.1
+        for p, q in zip(model.parameters(), opt.model.parameters(), strict=True):
+            torch.testing.assert_close(q, p - 0.1 * torch.e**0.7 * p.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_a_hand_over_makes_the_steps_plain_again(monkeypatch):
+    """The twin trains at the user's lr (never r×), and after the hand-over so does the run."""
+    x, y, xv, yv = data()
+    opt = wrapped(handover=1)
+    plain = copy.deepcopy(opt.model)
+    plain_opt = torch.optim.SGD(plain.parameters(), lr=0.1, momentum=0.9)
+    calls = iter([1.0, 0.5] * 10)  # every check sees the model behind its twin
+    monkeypatch.setattr(adaloss.handing_over, "check_error", lambda *a: torch.tensor(next(calls)))
+    for handed_over in (False, True, True):
+        opt.step(x, y, xv, yv)
+        plain_opt.zero_grad()
+        torch.nn.functional.cross_entropy(plain(x), y).backward()
+        plain_opt.step()
+        if not handed_over:
+            assert opt.step_factor != 1.0
+            assert opt.check(xv, yv).handed_over
+    for p, q in zip(opt.model.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+
+
+def test_a_is_checkpointed_and_a_failed_step_leaves_it():
+    x, y, xv, yv = data()
+    opt = wrapped()
+    for _ in range(3):
+        opt.step(x, y, xv, yv)
+    state = copy.deepcopy(opt.state_dict())
+    factor = opt.step_factor
+    assert factor != 1.0
+
+    def fail(*args):
+        raise RuntimeError("after the commit")
+
+    opt._after_step = fail  # a failure late in the step, after a was stepped
+    with pytest.raises(RuntimeError, match="after the commit"):
+        opt.step(x, y, xv, yv)
+    assert opt.step_factor == factor
+    fresh = wrapped()
+    fresh.load_state_dict(state)
+    assert fresh.step_factor == factor
+    model = mlp().double()
+    base = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    without = adaloss.MetaLossOptimizer(model, base, adaloss.Classification(3), handover=False)
+    with pytest.raises(ValueError, match="meta-parameters do not match"):
+        without.load_state_dict(state)
+
+
+def test_learn_lr_is_refused_where_it_cannot_work():
+    with pytest.raises(ValueError, match="learn_lr needs start='warm_start'"):
+        Recipe("x", start="offline", meta_lr=1e-5, guard=None, learn_lr=True)
+    model = mlp().double()
+    base = torch.optim.SGD(model.parameters(), lr=0.1)
+    meta = torch.optim.Adam(adaloss.LossNetwork().parameters())
+    task = adaloss.Classification(3)
+    with pytest.raises(ValueError, match="meta-optimizer MetaLossOptimizer builds"):
+        adaloss.MetaLossOptimizer(model, base, task, meta_optimizer=meta, learn_lr=True)
+    with pytest.raises(ValueError, match="learn_lr must be True, False or None"):
+        adaloss.MetaLossOptimizer(model, base, task, learn_lr=1)
+    assert adaloss.MetaLossOptimizer(model, base, task).step_factor == 1.0
