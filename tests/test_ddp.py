@@ -147,6 +147,13 @@ def default_recipe_lazy_unroll(env):
     return snapshot(opt, train(env, opt, global_batches(3)))
 
 
+def learned_step_length(env):
+    """learn_lr: a's gradient is the whole batch's, and the plain steps between run at r×."""
+    opt = make(env, "forward", optimizer="momentum", recipe="default", learn_lr=True,
+               handover=False, meta_every=2)  # fmt: skip
+    return snapshot(opt, train(env, opt, global_batches(4)))
+
+
 def paper_initialize(env, inner_steps=1):
     """Algorithm 1 on each rank's shards: the offline phase's meta-gradients average too."""
     opt = make(env, "forward")
@@ -264,6 +271,7 @@ SCENARIOS: dict[str, Callable] = {
         meta_every,
         default_recipe_regression,
         default_recipe_lazy_unroll,
+        learned_step_length,
         patience_stops,
         hand_over,
         hand_over_every,
