@@ -32,6 +32,8 @@ which any choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 a
   20, which the *default* column of every command run before it measured.
 - *hand-over-share* (only with ``--methods``): the default with ``check_share=0.5``, half of
   the validation examples (by content) kept from the meta-objective for ``step``'s checks.
+- *learn-lr* (only with ``--methods``): the default with ``learn_lr=True``, the base step's
+  length learned beside the loss (``adaloss.steplength``).
 
 ``--selection`` carves a fixed 15 % of the training part out as a selection split that no
 training or meta step sees (so every method trains on fewer examples than without it) and
@@ -62,7 +64,7 @@ import adaloss
 
 METHODS = (
     "plain", "default", "hand-over", "guard1", "frozen", "hand-over-val", "step", "eta1e-4",
-    "hand-over-auto", "unchecked", "hand-over-share",
+    "hand-over-auto", "unchecked", "hand-over-share", "learn-lr",
 )  # fmt: skip
 
 
@@ -171,6 +173,7 @@ def train(
             "hand-over-auto": {"handover": 5, "check_every": 200},
             "unchecked": {"recipe": "unchecked"},
             "hand-over-share": {"check_share": 0.5},
+            "learn-lr": {"learn_lr": True},
         }
         options = options.get(method, {})
         opt = adaloss.MetaLossOptimizer(model, optimizer, task, **options)

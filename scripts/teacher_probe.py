@@ -44,6 +44,7 @@ CONFIGS = {
     # the default before session 20, which "default" ran in every command before it
     "unchecked": {"recipe": "unchecked"},
     "default-share": {"check_share": 0.5},  # half the validation examples kept for the checks
+    "learn-lr": {"learn_lr": True},  # the default with the step's length learned too
 }
 
 
