@@ -62,6 +62,7 @@ def evaluate_error(
     return evaluate_metrics(model, ds, device, [task.error if metric is None else metric], limit)[0]
 
 
+@torch.no_grad()
 def evaluate_metrics(model: nn.Module, ds, device, metrics, limit: int | None = None) -> list:
     """Each of ``metrics`` (batch means of ``metric(outputs, targets)``) over ``ds``, from one
     pass of ``model`` in eval mode: a split read for its error and its loss runs the model once."""
