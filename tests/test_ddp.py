@@ -80,7 +80,8 @@ class Run(list):
 
 
 def snapshot(opt, results: Run) -> dict:
-    moved = [(a - b).abs().max() for a, b in zip(opt.meta_params, results.phi0, strict=True)]
+    phi = zip(opt.meta_params, results.phi0, strict=True)
+    moved = [(a.detach() - b).abs().max() for a, b in phi]
     return {
         "phi_moved": float(max(moved)),
         "theta": [p.detach().clone() for p in opt.model.parameters()],
