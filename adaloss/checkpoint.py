@@ -43,8 +43,16 @@ def check_state_dict(
     expected = [tuple(p.shape) for p in meta_params]
     got = [tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__ for s in saved]
     if got != expected:
+        # learn_lr's a is one scalar after ϕ: a checkpoint of the other setting differs by it
+        hint = (
+            " (learn_lr adds one scalar meta-parameter after ϕ's: was it saved with the other "
+            "learn_lr?)"
+            if [*got, ()] == expected or got == [*expected, ()]
+            else ""
+        )
         raise ValueError(
             f"state_dict's meta-parameters do not match: expected shapes {expected}, got {got}"
+            + hint
         )
     if (meta_optimizer is None) != (state_dict["meta_optimizer"] is None):
         has = "has" if state_dict["meta_optimizer"] is not None else "has no"

@@ -128,8 +128,10 @@ def test_a_is_checkpointed_and_a_failed_step_leaves_it():
     model = mlp().double()
     base = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     without = adaloss.MetaLossOptimizer(model, base, adaloss.Classification(3), handover=False)
-    with pytest.raises(ValueError, match="meta-parameters do not match"):
+    with pytest.raises(ValueError, match="was it saved with the other learn_lr"):
         without.load_state_dict(state)
+    with pytest.raises(ValueError, match="was it saved with the other learn_lr"):
+        wrapped().load_state_dict(without.state_dict())
 
 
 def test_learn_lr_is_refused_where_it_cannot_work():
