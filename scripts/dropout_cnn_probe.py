@@ -9,7 +9,7 @@ dropout 0.25 and 0.5, SGD lr 0.05 momentum 0.9 (the quick start's), batch 64. Pe
 - quick start: `MetaLossOptimizer(model, optimizer, Classification(10))`, `initialize()`,
   `step(x, y, x_val, y_val)` on the whole validation split (today's default, which hands
   over by itself; "quick start, unchecked": `recipe="unchecked"`, the default of the
-  session-17 tables in results/dropout-cnn);
+  session-17 tables in results/dropout-cnn; "quick start, learn_lr": `learn_lr=True`);
 - hand-over: `guard=8, handover=5` (the README's best configuration measured), half of the
   validation split held out as the check split, `check` every 200 steps, `finish` at the end;
 - hand-over, no finish: the same without `finish` (what examples/handover.py does now);
@@ -46,6 +46,7 @@ TASK = adaloss.Classification(10)
 METHODS = {
     "quick start": ({}, False),
     "quick start, unchecked": ({"recipe": "unchecked"}, False),
+    "quick start, learn_lr": ({"learn_lr": True}, False),
     "hand-over": ({"guard": 8.0, "handover": 5, "check_every": False}, True),
     "hand-over, no finish": ({"guard": 8.0, "handover": 5, "check_every": False}, False),
     "hand-over, κ 2": ({"handover": 5, "check_every": False}, False),
