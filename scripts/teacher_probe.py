@@ -14,7 +14,9 @@ acted on:
 
 ``--task regression``: a random tanh network plus noise, 512 training examples, test MSE.
 ``--read selection``: the error on a second held-out set of the same size (a fresh draw),
-for choices, so that the first is read once, for a report.
+for choices, so that the first is read once, for a report. ``--trace N``: every N steps of
+each run, its learned step factor r (``learn_lr``; 1 otherwise), training error and the read
+split's error, and whether it has handed over.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def run(
     base_options: dict,
     task_name: str,
     read: str = "test",
+    trace: int = 0,
 ) -> tuple[float, int]:
     task, data, sizes = TASKS[task_name]
     torch.manual_seed(seed)
@@ -91,7 +94,7 @@ def run(
     if read == "selection":
         xs, ys = data(sizes[2], len(sizes))
     g = torch.Generator().manual_seed(1 + seed)
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         i = torch.randint(0, len(xt), (64,), generator=g)
         j = torch.randint(0, len(xv), (64,), generator=g)
         if opt is None:
@@ -100,6 +103,13 @@ def run(
             base.step()
         else:
             opt.step(xt[i], yt[i], xv[j], yv[j])
+        if trace and step % trace == 0:
+            with torch.no_grad():
+                fit, held = float(task.error(model(xt), yt)), float(task.error(model(xs), ys))
+            r = 1.0 if opt is None else opt.step_factor
+            over = None if opt is None else opt.handed_over_at
+            print(f"  seed {seed} step {step}: r {r:.2f}, training error {fit:.4f}, "
+                  f"{read} error {held:.4f}, handed over at {over}")  # fmt: skip
     with torch.no_grad():
         error = float(task.error(model(xs), ys))
     return error, 0 if opt is None else opt.guarded_steps
@@ -116,6 +126,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD only")
     parser.add_argument("--read", choices=("test", "selection"), default="test")
+    parser.add_argument("--trace", type=int, default=0, help="print each run every N steps")
     args = parser.parse_args()
     torch.set_num_threads(1)
     base = {"optimizer": args.optimizer, "lr": args.lr}
@@ -126,7 +137,7 @@ def main() -> None:
     plain = None
     for name in args.configs.split(","):
         runs = [
-            run(CONFIGS[name], args.steps, s, dict(base), args.task, args.read)
+            run(CONFIGS[name], args.steps, s, dict(base), args.task, args.read, args.trace)
             for s in range(args.first_seed, args.first_seed + args.seeds)
         ]
         errors = [e for e, _ in runs]
