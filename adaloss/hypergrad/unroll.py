@@ -33,7 +33,8 @@ def differentiable_step(
     grads = tuple(grads)
     updates, new_state = step.update.function(params, previous=previous)(grads)
     if step.log_step is not None:  # the learned step length r = e^a, differentiable in a
-        updates = tuple(step.log_step.exp() * u for u in updates)
+        factor = step.log_step.exp()
+        updates = tuple(factor * u for u in updates)
     new_params = tuple(p + u for p, u in zip(params, updates, strict=True))
     return learned, grads, new_params, new_state
 
