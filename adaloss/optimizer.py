@@ -33,7 +33,7 @@ from adaloss.objective import Objective, task_only
 from adaloss.online import ENGINES, OnlineMetaOptimizer
 from adaloss.patience import MetaPatience, check_patience
 from adaloss.recipes import Recipe, get_recipe
-from adaloss.steplength import LearnedStepLength
+from adaloss.steplength import LearnedStepLength, check_learn_lr
 from adaloss.tasks import Regression, Task
 from adaloss.transaction import Transaction
 from adaloss.warmstart import DEFAULT_RANGE, target_span, warm_start, widen
@@ -107,7 +107,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             (``adaloss.steplength``; ``step_factor`` reads r). The optimizer's lr is never
             written, so a scheduler keeps working and r multiplies what it sets; after a
             hand-over (or a stop with ``after_stop="task_loss"``) steps are plain again.
-            ``None`` takes the recipe's.
+            ``"longer"`` keeps r ≥ 1. ``None`` takes the recipe's.
     """
 
     def __init__(
@@ -131,11 +131,10 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         handover: int | str | bool | None = None,
         check_every: int | bool | None = None,
         check_share: float | bool | None = None,
-        learn_lr: bool | None = None,
+        learn_lr: bool | str | None = None,
     ) -> None:
         recipe = get_recipe(recipe)
-        if learn_lr is not None and not isinstance(learn_lr, bool):
-            raise ValueError(f"learn_lr must be True, False or None; got {learn_lr!r}")
+        check_learn_lr(learn_lr)
         if patience is not None and patience is not False:
             check_patience(patience)
         if handover is not None and handover is not False:
@@ -191,7 +190,8 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         if self.recipe.learn_lr:
             if meta_optimizer is not None:  # it cannot hold a, which does not exist yet
                 raise ValueError("learn_lr needs the meta-optimizer MetaLossOptimizer builds")
-            self.step_length = LearnedStepLength(next(model.parameters(), torch.empty(())))
+            reference = next(model.parameters(), torch.empty(()))
+            self.step_length = LearnedStepLength(reference, self.recipe.learn_lr == "longer")
         if self.recipe.start == "warm_start" and meta_params and not hasattr(loss, "pointwise"):
             raise TypeError(
                 f"the {self.recipe.name!r} recipe warm-starts ϕ, which needs an elementwise "
@@ -244,6 +244,10 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             step.meta_params = step.meta_params[:-1]  # ϕ; the engines append dL_T/da
             step.log_step = self.step_length.log_factor
         return step
+
+    def _after_meta_step(self) -> None:
+        if self.step_length is not None:
+            self.step_length.project()
 
     def _plain_update(self, params, grads, tx: Transaction) -> None:
         if self.step_length is None or self._on_task_loss:
@@ -442,5 +446,5 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             f"guard={self.recipe.guard}, patience={self.recipe.patience}, "
             f"after_stop={self.recipe.after_stop!r}, handover={self.recipe.handover}, "
             f"check_every={self.recipe.check_every}"
-            + (", learn_lr=True)" if self.recipe.learn_lr else ")")
+            + (f", learn_lr={self.recipe.learn_lr!r})" if self.recipe.learn_lr else ")")
         )

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from adaloss.handover import check_check_every, check_handover
 from adaloss.holdout import check_check_share
 from adaloss.patience import check_patience
+from adaloss.steplength import check_learn_lr
 
 STARTS = ("warm_start", "offline")
 AFTER_STOP = ("task_loss", "frozen")  # what trains θ once patience stops ϕ
@@ -66,8 +67,8 @@ class Recipe:
     # those checks alone (``adaloss.holdout``); None: the checks see what ϕ is fitted to
     check_share: float | None = None
     # learn the base step's length beside ϕ: every update times r = e^a, a stepped by the
-    # meta-optimizer with ϕ (``adaloss.steplength``); False: the optimizer's lr as it is
-    learn_lr: bool = False
+    # meta-optimizer with ϕ (``adaloss.steplength``; "longer": r ≥ 1); False: the lr as it is
+    learn_lr: bool | str = False
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
@@ -81,6 +82,7 @@ class Recipe:
         check_handover(self.handover)
         check_check_every(self.check_every, self.handover)
         check_check_share(self.check_share, self.check_every)
+        check_learn_lr(self.learn_lr)
         if self.learn_lr and self.start != "warm_start":
             raise ValueError(
                 "learn_lr needs start='warm_start': the offline phase (Algorithm 1) learns ϕ alone"

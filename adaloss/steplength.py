@@ -7,6 +7,11 @@ learned apart from the loss's shape: every update of the base optimizer is multi
 r = exp(a), a meta-learned by the same meta-optimizer as ϕ (so η moves r by about a factor
 e^η a step). Every supported update is linear in its learning rate, so r·U is the update at
 r× every group's lr, and dL_T/da = ⟨∇L_T(θ_t + H·r·U), H·r·U⟩: no second-order term.
+
+``"longer"`` keeps r ≥ 1 (a projected onto a ≥ 0 after every meta step): the one-step
+objective shrinks r where a longer step helps over a longer horizon (short-horizon bias), and
+where r shrank the learned loss did harm (BENCHMARKS.md, "learn_lr"); lengthening only, the
+user's lr is the shortest step taken.
 """
 
 from __future__ import annotations
@@ -17,14 +22,29 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+LEARN_LR = (False, True, "longer")
+
+
+def check_learn_lr(value: object) -> None:
+    """``learn_lr`` is None, False, True or "longer" (r ≥ 1); 1 and 0 are not booleans."""
+    if not (value is None or isinstance(value, bool) or value == "longer"):
+        raise ValueError(f"learn_lr must be one of {LEARN_LR} (or None); got {value!r}")
+
 
 class LearnedStepLength:
     """r = exp(a) multiplying the base optimizer's updates; a starts at 0 (r = 1)."""
 
-    def __init__(self, reference: torch.Tensor) -> None:
+    def __init__(self, reference: torch.Tensor, longer_only: bool = False) -> None:
         self.log_factor = nn.Parameter(
             torch.zeros((), dtype=reference.dtype, device=reference.device)
         )
+        self.longer_only = longer_only
+
+    @torch.no_grad()
+    def project(self) -> None:
+        """After a meta step: with ``longer_only``, a back to 0 if it went below (r ≥ 1)."""
+        if self.longer_only:
+            self.log_factor.clamp_(min=0.0)
 
     @property
     def factor(self) -> float:

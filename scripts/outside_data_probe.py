@@ -34,6 +34,7 @@ which any choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 a
   the validation examples (by content) kept from the meta-objective for ``step``'s checks.
 - *learn-lr* (only with ``--methods``): the default with ``learn_lr=True``, the base step's
   length learned beside the loss (``adaloss.steplength``).
+- *learn-longer* (only with ``--methods``): the same with ``learn_lr="longer"`` (r ≥ 1).
 
 ``--selection`` carves a fixed 15 % of the training part out as a selection split that no
 training or meta step sees (so every method trains on fewer examples than without it) and
@@ -65,6 +66,7 @@ import adaloss
 METHODS = (
     "plain", "default", "hand-over", "guard1", "frozen", "hand-over-val", "step", "eta1e-4",
     "hand-over-auto", "unchecked", "hand-over-share", "learn-lr",
+    "learn-longer",
 )  # fmt: skip
 
 
@@ -174,6 +176,7 @@ def train(
             "unchecked": {"recipe": "unchecked"},
             "hand-over-share": {"check_share": 0.5},
             "learn-lr": {"learn_lr": True},
+            "learn-longer": {"learn_lr": "longer"},
         }
         options = options.get(method, {})
         opt = adaloss.MetaLossOptimizer(model, optimizer, task, **options)

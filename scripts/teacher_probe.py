@@ -47,6 +47,7 @@ CONFIGS = {
     "unchecked": {"recipe": "unchecked"},
     "default-share": {"check_share": 0.5},  # half the validation examples kept for the checks
     "learn-lr": {"learn_lr": True},  # the default with the step's length learned too
+    "learn-longer": {"learn_lr": "longer"},  # the same, r never below 1
 }
 
 

@@ -254,6 +254,21 @@ def test_check_share_keeps_examples_from_the_meta_objective_under_its_own_key(tm
     assert shared["curve"]["val_error"][-1] != whole["curve"]["val_error"][-1]
 
 
+def test_learn_lr_and_learn_lr_longer_run_under_their_own_keys(tmp_path, data_dir, capsys):
+    out = tmp_path / "runs"
+    common = ["run", "--task", "diabetes", "--seeds", "1", "--out", str(out), "--steps", "12",
+              "--eval-every", "4", "--methods", "adalfl", "--learn-lr"]  # fmt: skip
+    assert main(common) == 0
+    assert main([*common, "longer"]) == 0
+    rows = out / "diabetes/adaloss_mlp"
+    free = json.loads((rows / "adalfl_default_learnlr/seed0.json").read_text())
+    longer = json.loads((rows / "adalfl_default_learnlonger/seed0.json").read_text())
+    assert free["config"]["learn_lr"] is True and longer["config"]["learn_lr"] == "longer"
+    with pytest.raises(SystemExit):
+        main([*common, "shorter"])
+    assert "expected nothing or 'longer'" in capsys.readouterr().err
+
+
 def test_label_noise_outside_zero_one_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["run", "--task", "diabetes", "--label-noise", "1.5", "--out", str(tmp_path)])

@@ -27,9 +27,8 @@ def wrapped(optimizer=torch.optim.SGD, options=None, **kwargs):
     model = mlp().double()
     base = optimizer(model.parameters(), **(options or {"lr": 0.1, "momentum": 0.9}))
     kwargs.setdefault("handover", False)
-    return adaloss.MetaLossOptimizer(
-        model, base, adaloss.Classification(3), learn_lr=True, **kwargs
-    )
+    kwargs.setdefault("learn_lr", True)
+    return adaloss.MetaLossOptimizer(model, base, adaloss.Classification(3), **kwargs)
 
 
 def set_log_factor(opt, value):
@@ -142,6 +141,36 @@ def test_learn_lr_is_refused_where_it_cannot_work():
     task = adaloss.Classification(3)
     with pytest.raises(ValueError, match="meta-optimizer MetaLossOptimizer builds"):
         adaloss.MetaLossOptimizer(model, base, task, meta_optimizer=meta, learn_lr=True)
-    with pytest.raises(ValueError, match="learn_lr must be True, False or None"):
-        adaloss.MetaLossOptimizer(model, base, task, learn_lr=1)
+    for wrong in (1, "shorter"):
+        with pytest.raises(ValueError, match="learn_lr must be one of .*'longer'.*got"):
+            adaloss.MetaLossOptimizer(model, base, task, learn_lr=wrong)
+    with pytest.raises(ValueError, match="learn_lr must be one of"):
+        Recipe("x", start="warm_start", meta_lr=1e-3, guard=None, learn_lr="Longer")
     assert adaloss.MetaLossOptimizer(model, base, task).step_factor == 1.0
+
+
+@pytest.mark.parametrize("options", [{"lr": 0.1, "momentum": 0.9}, {"lr": 0.01}])
+def test_longer_only_lengthens_the_step(options):
+    """Where the one-step objective shrinks r, "longer" holds r at 1 and trains exactly as
+    the default does without learn_lr; where it grows r, "longer" is learn_lr itself."""
+    x, y, xv, yv = data()
+    free, longer = wrapped(options=options), wrapped(options=options, learn_lr="longer")
+    without = wrapped(options=options, learn_lr=False)
+    free_factors, longer_factors = [], []
+    for _ in range(6):
+        for opt in (free, longer, without):
+            opt.step(x, y, xv, yv)
+        free_factors.append(free.step_factor)
+        longer_factors.append(longer.step_factor)
+    if options["lr"] == 0.1:  # here every meta step asks for a shorter step
+        assert max(free_factors) < 1.0
+        assert longer_factors == [1.0] * 6
+        same_as, other = without, free
+    else:
+        assert min(free_factors) > 1.0
+        assert longer_factors == free_factors
+        same_as, other = free, without
+    for p, q, o in zip(longer.model.parameters(), same_as.model.parameters(),
+                       other.model.parameters(), strict=True):  # fmt: skip
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+        assert not torch.allclose(p, o, rtol=1e-9, atol=0)

@@ -99,7 +99,7 @@ class RunConfig:
     handover: int | str | None = None  # None: the recipe's; 0: no twin; P or "final"
     check_every: int | None = None  # None: the recipe's; 0: none; N: step checks on validation
     check_share: float | None = None  # None: the recipe's; 0: none; s: kept from ϕ for checks
-    learn_lr: bool | None = None  # None: the recipe's; True: the step's length learned too
+    learn_lr: bool | str | None = None  # None: the recipe's; True/"longer": the step's length too
     init_steps: int = DEFAULT_INIT_STEPS
     init_meta_lr: float = DEFAULT_INIT_META_LR
     inner_steps: int = 1
@@ -149,7 +149,7 @@ class RunConfig:
             if (self.check_share or None) != recipe.check_share:
                 key += f"_share{self.check_share:g}" if self.check_share else "_noshare"
         if self.method == "adalfl" and self.learn_lr not in (None, recipe.learn_lr):
-            key += "_learnlr" if self.learn_lr else "_nolearnlr"
+            key += {True: "_learnlr", "longer": "_learnlonger"}.get(self.learn_lr, "_nolearnlr")
         offline = self.method != "baseline" and (
             self.method != "adalfl" or recipe.start == "offline"
         )
@@ -249,9 +249,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="AdaLFL with --check-every: keep this share of the validation "
                         "examples (chosen by content) from the meta-objective, for the checks "
                         "alone (default: the recipe's; 0: none)")  # fmt: skip
-    parser.add_argument("--learn-lr", action="store_true", default=None,
+    parser.add_argument("--learn-lr", nargs="?", const=True, default=None, type=_learn_lr,
                         help="AdaLFL: learn the base step's length beside the loss "
-                        "(adaloss.steplength; default: the recipe's)")  # fmt: skip
+                        "(adaloss.steplength; 'longer': never below the lr; default: the "
+                        "recipe's)")  # fmt: skip
     parser.add_argument(
         "--init-steps", type=int, default=DEFAULT_INIT_STEPS, help="offline steps (Alg. 1)"
     )
@@ -298,6 +299,12 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
     return value
+
+
+def _learn_lr(text: str) -> str:
+    if text != "longer":
+        raise argparse.ArgumentTypeError(f"expected nothing or 'longer', got {text!r}")
+    return text
 
 
 def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
