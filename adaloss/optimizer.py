@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -18,22 +17,16 @@ from torch import nn
 
 from adaloss.guard import TrustRegionGuard
 from adaloss.handing_over import HandsOver
-from adaloss.handover import (
-    HandoverWatch,
-    ValidationWindow,
-    check_check_every,
-    check_handover,
-    check_saved_handover,
-)
-from adaloss.holdout import ContentSplit, check_check_share
+from adaloss.handover import HandoverWatch, ValidationWindow, check_saved_handover
+from adaloss.holdout import ContentSplit
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, unroll
 from adaloss.losses import LossNetwork
 from adaloss.modelcalls import is_compiled
 from adaloss.objective import Objective, task_only
 from adaloss.online import ENGINES, OnlineMetaOptimizer
-from adaloss.patience import MetaPatience, check_patience
-from adaloss.recipes import Recipe, get_recipe
-from adaloss.steplength import LearnedStepLength, check_learn_lr
+from adaloss.patience import MetaPatience
+from adaloss.recipes import Recipe, with_arguments
+from adaloss.steplength import LearnedStepLength
 from adaloss.tasks import Regression, Task
 from adaloss.transaction import Transaction
 from adaloss.warmstart import DEFAULT_RANGE, target_span, warm_start, widen
@@ -133,39 +126,17 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         check_share: float | bool | None = None,
         learn_lr: bool | str | None = None,
     ) -> None:
-        recipe = get_recipe(recipe)
-        check_learn_lr(learn_lr)
-        if patience is not None and patience is not False:
-            check_patience(patience)
-        if handover is not None and handover is not False:
-            check_handover(handover)
-        handover = recipe.handover if handover is None else (handover or None)
-        if check_every is None:  # the recipe's windows go with its number of checks
-            check_every = recipe.check_every if isinstance(handover, int) else None
-        elif check_every is False:
-            check_every = None
-        else:
-            check_check_every(check_every, handover)
-        if check_share is None:  # the recipe's share goes with windows
-            check_share = recipe.check_share if check_every is not None else None
-        elif check_share is False:
-            check_share = None
-        else:
-            check_check_share(check_share, check_every)
-        if guard is not None and guard is not False:
-            if isinstance(guard, bool) or not isinstance(guard, int | float) or not guard > 0:
-                raise ValueError(f"guard must be a bound > 0, None or False; got {guard!r}")
-        self.recipe = replace(
+        self.recipe = with_arguments(
             recipe,
-            meta_lr=recipe.meta_lr if meta_lr is None else meta_lr,
-            guard=recipe.guard if guard is None else (None if guard is False else float(guard)),
-            horizon=recipe.horizon if horizon is None else horizon,
-            patience=recipe.patience if patience is None else (patience or None),
-            after_stop=recipe.after_stop if after_stop is None else after_stop,
+            meta_lr=meta_lr,
+            guard=guard,
+            horizon=horizon,
+            patience=patience,
+            after_stop=after_stop,
             handover=handover,
             check_every=check_every,
             check_share=check_share,
-            learn_lr=recipe.learn_lr if learn_lr is None else learn_lr,
+            learn_lr=learn_lr,
         )
         self.patience = None if self.recipe.patience is None else MetaPatience(self.recipe.patience)
         self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)

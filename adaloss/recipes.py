@@ -19,7 +19,7 @@ are the same computation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from adaloss.handover import check_check_every, check_handover
 from adaloss.holdout import check_check_share
@@ -121,3 +121,54 @@ def get_recipe(recipe: str | Recipe) -> Recipe:
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose from {', '.join(RECIPES)}")
     return RECIPES[recipe]
+
+
+def with_arguments(
+    recipe: str | Recipe,
+    meta_lr: float | None = None,
+    guard: float | bool | None = None,
+    horizon: str | float | None = None,
+    patience: int | bool | None = None,
+    after_stop: str | None = None,
+    handover: int | str | bool | None = None,
+    check_every: int | bool | None = None,
+    check_share: float | bool | None = None,
+    learn_lr: bool | str | None = None,
+) -> Recipe:
+    """The recipe as ``MetaLossOptimizer``'s arguments change it: ``None`` keeps the
+    recipe's value, ``False`` turns an option off. Every value is checked here, before the
+    optimizer builds anything; the recipe's windows and share go with its hand-over only."""
+    recipe = get_recipe(recipe)
+    check_learn_lr(learn_lr)
+    if patience is not None and patience is not False:
+        check_patience(patience)
+    if handover is not None and handover is not False:
+        check_handover(handover)
+    handover = recipe.handover if handover is None else (handover or None)
+    if check_every is None:  # the recipe's windows go with its number of checks
+        check_every = recipe.check_every if isinstance(handover, int) else None
+    elif check_every is False:
+        check_every = None
+    else:
+        check_check_every(check_every, handover)
+    if check_share is None:  # the recipe's share goes with windows
+        check_share = recipe.check_share if check_every is not None else None
+    elif check_share is False:
+        check_share = None
+    else:
+        check_check_share(check_share, check_every)
+    if guard is not None and guard is not False:
+        if isinstance(guard, bool) or not isinstance(guard, int | float) or not guard > 0:
+            raise ValueError(f"guard must be a bound > 0, None or False; got {guard!r}")
+    return replace(
+        recipe,
+        meta_lr=recipe.meta_lr if meta_lr is None else meta_lr,
+        guard=recipe.guard if guard is None else (None if guard is False else float(guard)),
+        horizon=recipe.horizon if horizon is None else horizon,
+        patience=recipe.patience if patience is None else (patience or None),
+        after_stop=recipe.after_stop if after_stop is None else after_stop,
+        handover=handover,
+        check_every=check_every,
+        check_share=check_share,
+        learn_lr=recipe.learn_lr if learn_lr is None else learn_lr,
+    )
