@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.func import jvp
 
 from adaloss import rules
 from adaloss.rules import SUPPORTED, State
@@ -72,6 +73,15 @@ def check_group(where: str, group: dict) -> None:
                 f"{where} sets capturable=True but holds parameters on the CPU "
                 "(capturable is for CUDA graphs: build the optimizer with capturable=False)"
             )
+
+
+def float_entries(state: State) -> dict[str, torch.Tensor]:
+    """The entries of one parameter's optimizer state that a tangent follows (not counters)."""
+    return {
+        k: v
+        for k, v in state.items()
+        if k != "step" and torch.is_tensor(v) and v.is_floating_point()
+    }
 
 
 NewState = list[tuple[list[nn.Parameter], list[State]]]
@@ -134,6 +144,36 @@ class DifferentiableUpdate:
             return tuple(updates), new_state
 
         return update
+
+    def jvp(self, params: Tensors, grads: Tensors, tangents: Tensors, grad_tangents: Tensors,
+            state_tangents: list[dict]) -> tuple[Tensors, list[dict]]:  # fmt: skip
+        """The update's and the new state's derivatives along (θ, g, state) tangents, by
+        ``torch.func.jvp`` through the step's own rule (``adaloss.steptrace``). The state's
+        tangents are per parameter, for its floating-point entries (not step counters)."""
+        plan, states = [], []
+        for group, trainable in zip(self.optimizer.param_groups, self.groups(), strict=True):
+            if trainable:
+                plan.append((len(trainable), group))
+                states += self._states(trainable)
+        floats = [float_entries(s) for s in states]
+        others = [
+            {k: v for k, v in s.items() if k not in f} for s, f in zip(states, floats, strict=True)
+        ]
+
+        def update(params, grads, floats):
+            updates, new_floats, start = [], [], 0
+            for size, options in plan:
+                stop = start + size
+                pairs = zip(others[start:stop], floats[start:stop], strict=True)
+                group_states = [{**o, **f} for o, f in pairs]
+                u, new = self.rule(options, params[start:stop], grads[start:stop], group_states)
+                updates.extend(u)
+                new_floats.extend(float_entries(n) for n in new)
+                start = stop
+            return tuple(updates), new_floats
+
+        primals = (tuple(params), tuple(grads), floats)
+        return jvp(update, primals, (tuple(tangents), tuple(grad_tangents), state_tangents))[1]
 
     def gradient_scales(self) -> list[float] | None:
         """Per parameter, the constant c with ∂U/∂g = c·I, or None if U is not linear in g.

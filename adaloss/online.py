@@ -155,6 +155,9 @@ class OnlineMetaOptimizer(Checkpointing, OptimizerLookAlike):
     def _fall_back_to_unroll(self, err: Exception) -> None:
         raise err
 
+    def _committed(self, hg: Hypergradient) -> None:
+        """Hook: a meta step's hypergradient was committed (``lr_horizon`` keeps its trace)."""
+
     def _after_meta_step(self) -> None:
         """Hook: runs after ϕ changed (Meta-LR writes the learned rate into param_groups)."""
 
@@ -291,6 +294,7 @@ class OnlineMetaOptimizer(Checkpointing, OptimizerLookAlike):
                 what = next(what for what, tensors in checks if not _all_finite(tensors))
                 return self._reject(tx, what)
             self._commit(params, hg.new_params, hg.new_state, hg.meta_grads, tx)
+            self._committed(hg)
             learned, task_loss_tensor, meta_updated = hg.learned_loss, hg.task_loss, True
             self.divergence.observe(task_loss, stacklevel=4)  # _step, step, torch's hook wrapper
             self._observe_meta_objective(task_loss)

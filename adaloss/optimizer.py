@@ -27,6 +27,7 @@ from adaloss.online import ENGINES, OnlineMetaOptimizer
 from adaloss.patience import MetaPatience
 from adaloss.recipes import Recipe, with_arguments
 from adaloss.steplength import LearnedStepLength
+from adaloss.steptrace import StepLengthTrace, check_saved_trace
 from adaloss.tasks import Regression, Task
 from adaloss.transaction import Transaction
 from adaloss.warmstart import DEFAULT_RANGE, target_span, warm_start, widen
@@ -101,6 +102,10 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             written, so a scheduler keeps working and r multiplies what it sets; after a
             hand-over (or a stop with ``after_stop="task_loss"``) steps are plain again.
             ``"longer"`` keeps r ≥ 1. ``None`` takes the recipe's.
+        lr_horizon: with ``learn_lr``, a's hypergradient follows each step's length over
+            about this many steps (dθ/da carried along the run, decayed by 1 − 1/K a step:
+            ``adaloss.steptrace``; ``math.inf``: the whole run; the forward engine and
+            ``meta_every=1`` only); ``None`` takes the recipe's, ``False``: this step's alone.
     """
 
     def __init__(
@@ -125,6 +130,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         check_every: int | bool | None = None,
         check_share: float | bool | None = None,
         learn_lr: bool | str | None = None,
+        lr_horizon: float | bool | None = None,
     ) -> None:
         self.recipe = with_arguments(
             recipe,
@@ -137,6 +143,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             check_every=check_every,
             check_share=check_share,
             learn_lr=learn_lr,
+            lr_horizon=lr_horizon,
         )
         self.patience = None if self.recipe.patience is None else MetaPatience(self.recipe.patience)
         self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)
@@ -163,6 +170,11 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
                 raise ValueError("learn_lr needs the meta-optimizer MetaLossOptimizer builds")
             reference = next(model.parameters(), torch.empty(()))
             self.step_length = LearnedStepLength(reference, self.recipe.learn_lr == "longer")
+        self.step_trace = None
+        if self.recipe.lr_horizon not in (None, 1):
+            if hypergrad != "forward" or meta_every != 1:
+                raise ValueError("lr_horizon needs hypergrad='forward' and meta_every=1")
+            self.step_trace = StepLengthTrace(self.recipe.lr_horizon)
         if self.recipe.start == "warm_start" and meta_params and not hasattr(loss, "pointwise"):
             raise TypeError(
                 f"the {self.recipe.name!r} recipe warm-starts ϕ, which needs an elementwise "
@@ -214,7 +226,12 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         if self.step_length is not None and not self._on_task_loss:
             step.meta_params = step.meta_params[:-1]  # ϕ; the engines append dL_T/da
             step.log_step = self.step_length.log_factor
+            step.trace = self.step_trace
         return step
+
+    def _committed(self, hg: Hypergradient) -> None:
+        if self.step_trace is not None and hg.trace is not None:
+            self.step_trace.params, self.step_trace.state = hg.trace
 
     def _after_meta_step(self) -> None:
         if self.step_length is not None:
@@ -346,6 +363,8 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             extra["loss_inputs"] = self.loss.get_extra_state()
         if self.patience is not None:
             extra["patience"] = self.patience.state_dict()
+        if self.step_trace is not None:
+            extra["step_trace"] = self.step_trace.state_dict()
         if self.handover_rule is not None:
             extra["handover"] = {
                 "watch": self.handover_rule.state_dict(),
@@ -362,6 +381,8 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             self.loss.check_extra_state(state_dict["loss_inputs"])
         if self.patience is not None and "patience" in state_dict:
             MetaPatience.check_state(state_dict["patience"])
+        if self.step_trace is not None:
+            check_saved_trace(state_dict.get("step_trace"), self.update.params())
         if self.handover_rule is not None:
             twin = lambda: self.twin if self.twin is not None else self._new_twin()  # noqa: E731
             check_saved_handover(state_dict.get("handover"), twin, self.window)
@@ -377,6 +398,8 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             self.patience = MetaPatience(self.patience.patience, self.patience.decay)
             if "patience" in state_dict:
                 self.patience.load_state_dict(state_dict["patience"])
+        if self.step_trace is not None:  # a checkpoint without it: nothing carried yet
+            self.step_trace.load_state_dict(state_dict.get("step_trace", {}))
         if self.handover_rule is not None:
             state = state_dict["handover"]
             self.handover_rule.load_state_dict(state["watch"])

@@ -25,6 +25,7 @@ from adaloss.handover import check_check_every, check_handover
 from adaloss.holdout import check_check_share
 from adaloss.patience import check_patience
 from adaloss.steplength import check_learn_lr
+from adaloss.steptrace import check_lr_horizon
 
 STARTS = ("warm_start", "offline")
 AFTER_STOP = ("task_loss", "frozen")  # what trains θ once patience stops ϕ
@@ -69,6 +70,9 @@ class Recipe:
     # learn the base step's length beside ϕ: every update times r = e^a, a stepped by the
     # meta-optimizer with ϕ (``adaloss.steplength``; "longer": r ≥ 1); False: the lr as it is
     learn_lr: bool | str = False
+    # with learn_lr: a's hypergradient follows each step's length over about this many steps
+    # (``adaloss.steptrace``; math.inf: the whole run); None: this step's alone
+    lr_horizon: float | None = None
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
@@ -83,6 +87,9 @@ class Recipe:
         check_check_every(self.check_every, self.handover)
         check_check_share(self.check_share, self.check_every)
         check_learn_lr(self.learn_lr)
+        check_lr_horizon(self.lr_horizon)
+        if self.lr_horizon is not None and not self.learn_lr:
+            raise ValueError("lr_horizon is the learned step length's horizon: it needs learn_lr")
         if self.learn_lr and self.start != "warm_start":
             raise ValueError(
                 "learn_lr needs start='warm_start': the offline phase (Algorithm 1) learns ϕ alone"
@@ -134,12 +141,15 @@ def with_arguments(
     check_every: int | bool | None = None,
     check_share: float | bool | None = None,
     learn_lr: bool | str | None = None,
+    lr_horizon: float | bool | None = None,
 ) -> Recipe:
     """The recipe as ``MetaLossOptimizer``'s arguments change it: ``None`` keeps the
     recipe's value, ``False`` turns an option off. Every value is checked here, before the
     optimizer builds anything; the recipe's windows and share go with its hand-over only."""
     recipe = get_recipe(recipe)
     check_learn_lr(learn_lr)
+    if lr_horizon is not False:
+        check_lr_horizon(lr_horizon)
     if patience is not None and patience is not False:
         check_patience(patience)
     if handover is not None and handover is not False:
@@ -171,4 +181,5 @@ def with_arguments(
         check_every=check_every,
         check_share=check_share,
         learn_lr=recipe.learn_lr if learn_lr is None else learn_lr,
+        lr_horizon=recipe.lr_horizon if lr_horizon is None else (lr_horizon or None),
     )

@@ -87,6 +87,7 @@ class Transaction:
         self.meta: list[tuple[nn.Parameter, torch.Tensor, torch.Tensor | None]] | None = None
         self.meta_state: OptimizerState | None = None
         self.loss_inputs: dict | None = None  # the learned loss's input normalization
+        self.trace: tuple | None = None  # (StepLengthTrace, its snapshot)
 
     # -- saving, each at most once --------------------------------------------------------
     def save_rng(self, rng: RNGReplay) -> None:
@@ -120,6 +121,9 @@ class Transaction:
             loss = getattr(self.opt, "loss", None)
             if hasattr(loss, "normalize_inputs"):
                 self.loss_inputs = loss.get_extra_state()
+            trace = getattr(self.opt, "step_trace", None)  # lr_horizon's dθ/da, replaced whole
+            if trace is not None:
+                self.trace = (trace, trace.snapshot())
             if self.opt.meta_optimizer is not None:
                 self.meta_state = OptimizerState(
                     self.opt.meta_optimizer, self.opt.meta_params, clone=True
@@ -156,6 +160,8 @@ class Transaction:
             self.meta_state.restore()
         if self.loss_inputs is not None:
             self.opt.loss.set_extra_state(self.loss_inputs)
+        if self.trace is not None:
+            self.trace[0].restore(self.trace[1])
         for key, value in self.attrs.items():
             setattr(self.opt, key, value)
         if self.rng is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -260,10 +261,13 @@ def test_learn_lr_and_learn_lr_longer_run_under_their_own_keys(tmp_path, data_di
               "--eval-every", "4", "--methods", "adalfl", "--learn-lr"]  # fmt: skip
     assert main(common) == 0
     assert main([*common, "longer"]) == 0
+    assert main([*common, "longer", "--lr-horizon", "inf"]) == 0
     rows = out / "diabetes/adaloss_mlp"
     free = json.loads((rows / "adalfl_default_learnlr/seed0.json").read_text())
     longer = json.loads((rows / "adalfl_default_learnlonger/seed0.json").read_text())
     assert free["config"]["learn_lr"] is True and longer["config"]["learn_lr"] == "longer"
+    traced = json.loads((rows / "adalfl_default_learnlonger_lrhinf/seed0.json").read_text())
+    assert traced["config"]["lr_horizon"] == math.inf
     with pytest.raises(SystemExit):
         main([*common, "shorter"])
     assert "expected nothing or 'longer'" in capsys.readouterr().err

@@ -155,6 +155,13 @@ def learned_step_length(env):
     return snapshot(opt, train(env, opt, global_batches(4)))
 
 
+def learned_step_length_horizon(env):
+    """lr_horizon: the trace's Hessian-vector product is the whole batch's too."""
+    opt = make(env, "forward", optimizer="momentum", recipe="default", learn_lr=True,
+               lr_horizon=50, handover=False)  # fmt: skip
+    return snapshot(opt, train(env, opt, global_batches(4)))
+
+
 def paper_initialize(env, inner_steps=1):
     """Algorithm 1 on each rank's shards: the offline phase's meta-gradients average too."""
     opt = make(env, "forward")
@@ -273,6 +280,7 @@ SCENARIOS: dict[str, Callable] = {
         default_recipe_regression,
         default_recipe_lazy_unroll,
         learned_step_length,
+        learned_step_length_horizon,
         patience_stops,
         hand_over,
         hand_over_every,

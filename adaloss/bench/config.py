@@ -100,6 +100,7 @@ class RunConfig:
     check_every: int | None = None  # None: the recipe's; 0: none; N: step checks on validation
     check_share: float | None = None  # None: the recipe's; 0: none; s: kept from ϕ for checks
     learn_lr: bool | str | None = None  # None: the recipe's; True/"longer": the step's length too
+    lr_horizon: float | None = None  # None: the recipe's; K: a's horizon (adaloss.steptrace)
     init_steps: int = DEFAULT_INIT_STEPS
     init_meta_lr: float = DEFAULT_INIT_META_LR
     inner_steps: int = 1
@@ -150,6 +151,8 @@ class RunConfig:
                 key += f"_share{self.check_share:g}" if self.check_share else "_noshare"
         if self.method == "adalfl" and self.learn_lr not in (None, recipe.learn_lr):
             key += {True: "_learnlr", "longer": "_learnlonger"}.get(self.learn_lr, "_nolearnlr")
+        if self.method == "adalfl" and self.lr_horizon not in (None, recipe.lr_horizon):
+            key += f"_lrh{self.lr_horizon:g}"
         offline = self.method != "baseline" and (
             self.method != "adalfl" or recipe.start == "offline"
         )
@@ -253,6 +256,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="AdaLFL: learn the base step's length beside the loss "
                         "(adaloss.steplength; 'longer': never below the lr; default: the "
                         "recipe's)")  # fmt: skip
+    parser.add_argument("--lr-horizon", type=_horizon_steps, default=None,
+                        help="AdaLFL with --learn-lr: the step length's hypergradient over "
+                        "about K steps (adaloss.steptrace; inf: the whole run)")  # fmt: skip
     parser.add_argument(
         "--init-steps", type=int, default=DEFAULT_INIT_STEPS, help="offline steps (Alg. 1)"
     )
@@ -301,6 +307,13 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _horizon_steps(text: str) -> float:
+    value = float(text)
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a number of steps >= 1 or inf, got {text}")
+    return value
+
+
 def _learn_lr(text: str) -> str:
     if text != "longer":
         raise argparse.ArgumentTypeError(f"expected nothing or 'longer', got {text!r}")
@@ -330,7 +343,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
         for name in (
             "batch_size", "loss", "meta_objective", "meta_lr", "recipe", "guard", "horizon",
             "meta_anchor", "patience", "after_stop", "handover", "check_every", "check_share",
-            "learn_lr", "init_steps",
+            "learn_lr", "lr_horizon", "init_steps",
             "init_meta_lr",
             "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",
             "label_noise", "check_fraction", "check_from", "data_dir", "device",

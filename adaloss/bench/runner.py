@@ -172,6 +172,7 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
                 check_share=None if config.method != "adalfl" or config.check_share is None
                 else (config.check_share or False),
                 learn_lr=config.learn_lr if config.method == "adalfl" else None,
+                lr_horizon=config.lr_horizon if config.method == "adalfl" else None,
             )  # fmt: skip
             timeline = LossTimeline(loss, task)
         init_train = batches(

@@ -18,6 +18,7 @@ from adaloss.inner import DifferentiableUpdate, NewState
 from adaloss.modelcalls import RNGReplay, call, running_stats_frozen
 from adaloss.objective import Objective, evaluate, fixed_weights
 from adaloss.precision import in_full_precision
+from adaloss.steptrace import StepLengthTrace
 from adaloss.tasks import Task
 
 Tensors = tuple[torch.Tensor, ...]
@@ -58,6 +59,9 @@ class MetaStep:
     # a of the learned step length r = e^a (``adaloss.steplength``): the update is r·U and
     # the engines return dL_T/da after dL_T/dϕ; None: r = 1, nothing learned.
     log_step: torch.Tensor | None = None
+    # dθ/da carried from earlier steps (``lr_horizon``, ``adaloss.steptrace``); None: the
+    # step length's hypergradient is this step's alone
+    trace: StepLengthTrace | None = None
 
     def __post_init__(self) -> None:
         if self.objective is not None:  # the weights the step's objective was evaluated with
@@ -114,6 +118,7 @@ class Hypergradient:
     task_loss: torch.Tensor  # L_T(θ_{t+1}) on the validation batch
     meta_grads: Tensors  # dL_T/dϕ
     objective: Objective | None = None  # the step's base objective (its weights s, c)
+    trace: tuple | None = None  # (Z_{t+1}, Z^s_{t+1}) for ``lr_horizon``, committed with θ
 
 
 def base_objective(

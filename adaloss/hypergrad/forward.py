@@ -30,6 +30,7 @@ from adaloss.hypergrad import (
 from adaloss.modelcalls import call, running_stats_frozen
 from adaloss.precision import widened
 from adaloss.steplength import step_length_gradient
+from adaloss.steptrace import next_trace
 
 JVP_METHODS = ("autograd", "finite_difference")
 
@@ -118,8 +119,10 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
         updates, vjp_update, new_state = vjp(update, grads, has_aux=True)
     else:  # SGD family: ∂U/∂g = c·I per parameter, no VJP machinery needed
         updates, new_state = update(grads)
-    del grads
     factor = None if step.log_step is None else step.log_step.detach().exp()  # r
+    # lr_horizon: what earlier steps' lengths do to θ_{t+1} (adaloss.steptrace)
+    carried = None if step.trace is None else step.trace.carried(step, params, grads, factor)
+    del grads
     if factor is not None:
         updates = tuple(torch._foreach_mul(updates, factor))
     new_params = tuple(p + u for p, u in zip(params, updates, strict=True))
@@ -129,9 +132,12 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
 
     task_loss, v = validation_gradient(step, measured)
     del measured
+    earlier = None if carried is None else carried.gradient(v)
     if horizons is not None:  # d(θ_t + H·U)/dg = H·∂U/∂g
         v = torch._foreach_mul(v, horizons)
     step_grads = () if factor is None else (step_length_gradient(v, new_params, params),)
+    if earlier is not None:
+        step_grads = (step_grads[0] + earlier,)
     w = vjp_update(v)[0] if scales is None else torch._foreach_mul(v, scales)
     del v
     if factor is not None:  # d(r·U)/dg = r·∂U/∂g
@@ -153,4 +159,5 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
         new_state=new_state,
         task_loss=task_loss,
         meta_grads=meta_grads,
+        trace=None if step.trace is None else next_trace(carried, new_params, params, new_state),
     )
