@@ -35,6 +35,8 @@ which any choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 a
 - *learn-lr* (only with ``--methods``): the default with ``learn_lr=True``, the base step's
   length learned beside the loss (``adaloss.steplength``).
 - *learn-longer* (only with ``--methods``): the same with ``learn_lr="longer"`` (r ≥ 1).
+- *learn-longer-h200* (only with ``--methods``): that with ``lr_horizon=200``, a's
+  hypergradient through about 200 steps (``adaloss.steptrace``).
 
 ``--selection`` carves a fixed 15 % of the training part out as a selection split that no
 training or meta step sees (so every method trains on fewer examples than without it) and
@@ -66,7 +68,7 @@ import adaloss
 METHODS = (
     "plain", "default", "hand-over", "guard1", "frozen", "hand-over-val", "step", "eta1e-4",
     "hand-over-auto", "unchecked", "hand-over-share", "learn-lr",
-    "learn-longer",
+    "learn-longer", "learn-longer-h200",
 )  # fmt: skip
 
 
@@ -177,6 +179,7 @@ def train(
             "hand-over-share": {"check_share": 0.5},
             "learn-lr": {"learn_lr": True},
             "learn-longer": {"learn_lr": "longer"},
+            "learn-longer-h200": {"learn_lr": "longer", "lr_horizon": 200},
         }
         options = options.get(method, {})
         opt = adaloss.MetaLossOptimizer(model, optimizer, task, **options)

@@ -48,6 +48,7 @@ CONFIGS = {
     "default-share": {"check_share": 0.5},  # half the validation examples kept for the checks
     "learn-lr": {"learn_lr": True},  # the default with the step's length learned too
     "learn-longer": {"learn_lr": "longer"},  # the same, r never below 1
+    "learn-longer-h200": {"learn_lr": "longer", "lr_horizon": 200},  # a's horizon ~200 steps
 }
 
 
