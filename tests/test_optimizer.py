@@ -142,7 +142,9 @@ def test_parameters_stay_leaves_and_no_graph_survives(engine):
 
     def live_tensors() -> int:
         gc.collect()
-        return sum(1 for o in gc.get_objects() if torch.is_tensor(o))
+        # type(), not is_tensor(): isinstance reads __class__, which torch.distributed's
+        # deprecated reduce_op answers with a FutureWarning
+        return sum(1 for o in gc.get_objects() if issubclass(type(o), torch.Tensor))
 
     for _ in range(20):
         opt.step(*data[0], *data[1])
