@@ -231,7 +231,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
 
     def _committed(self, hg: Hypergradient) -> None:
         if self.step_trace is not None and hg.trace is not None:
-            self.step_trace.params, self.step_trace.state = hg.trace
+            self.step_trace.value = hg.trace
 
     def _after_meta_step(self) -> None:
         if self.step_length is not None:

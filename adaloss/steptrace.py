@@ -15,7 +15,10 @@ objective's Hessian-vector product on the training batch (double backward, the s
 dropout mask replayed, the guard's weights held fixed). a is treated as one number through
 the window, as RTRL does; exact for fixed a (tested against a finite difference through K
 steps). Cost: one Hessian-vector product and one update JVP per meta step; memory: one copy
-of θ and of the optimizer's floating-point state.
+of θ and of the optimizer's floating-point state. With a horizon H in the meta-objective
+(``horizon="momentum"``) the carried part is read with ∇L_T where the meta-objective reads
+it, and this step's own share H-fold, as without the trace. Steps without a meta step (no
+validation batch) leave Z as it is.
 """
 
 from __future__ import annotations
@@ -72,11 +75,15 @@ class StepLengthTrace:
             [{k: self.decay * v for k, v in s.items()} for s in ds],
         )
 
-    def snapshot(self) -> tuple:
+    @property
+    def value(self) -> tuple:
+        """(Z, Z^s): replaced whole by each committed meta step, never written into, so a
+        transaction keeps a step's trace by keeping this pair."""
         return self.params, self.state
 
-    def restore(self, snapshot: tuple) -> None:
-        self.params, self.state = snapshot
+    @value.setter
+    def value(self, value: tuple) -> None:
+        self.params, self.state = value
 
     def state_dict(self) -> dict:
         return {"params": self.params, "state": self.state}

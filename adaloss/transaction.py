@@ -123,7 +123,7 @@ class Transaction:
                 self.loss_inputs = loss.get_extra_state()
             trace = getattr(self.opt, "step_trace", None)  # lr_horizon's dθ/da, replaced whole
             if trace is not None:
-                self.trace = (trace, trace.snapshot())
+                self.trace = (trace, trace.value)
             if self.opt.meta_optimizer is not None:
                 self.meta_state = OptimizerState(
                     self.opt.meta_optimizer, self.opt.meta_params, clone=True
@@ -161,7 +161,7 @@ class Transaction:
         if self.loss_inputs is not None:
             self.opt.loss.set_extra_state(self.loss_inputs)
         if self.trace is not None:
-            self.trace[0].restore(self.trace[1])
+            self.trace[0].value = self.trace[1]
         for key, value in self.attrs.items():
             setattr(self.opt, key, value)
         if self.rng is not None:

@@ -89,7 +89,7 @@ def test_the_trace_is_checkpointed_and_a_failed_step_leaves_it():
     for x, y, xv, yv in data[:2]:
         opt.step(x, y, xv, yv)
     state, weights = copy.deepcopy(opt.state_dict()), copy.deepcopy(opt.model.state_dict())
-    kept = opt.step_trace.snapshot()
+    kept = opt.step_trace.value
 
     def fail(*args):
         raise RuntimeError("after the commit")
@@ -97,7 +97,7 @@ def test_the_trace_is_checkpointed_and_a_failed_step_leaves_it():
     opt._after_step = fail
     with pytest.raises(RuntimeError, match="after the commit"):
         opt.step(*data[2])
-    assert opt.step_trace.snapshot() == kept  # the same tensors, not new ones
+    assert opt.step_trace.value == kept  # the same tensors, not new ones
     del opt._after_step
     fresh = frozen(torch.optim.Adam, {"lr": 0.01}, 10)
     fresh.model.load_state_dict(weights)
