@@ -57,7 +57,6 @@ class StepLengthTrace:
 
     def __init__(self, horizon: float) -> None:
         check_lr_horizon(horizon)
-        self.horizon = float(horizon)
         self.decay = 1.0 if math.isinf(horizon) else 1.0 - 1.0 / horizon
         self.params: Tensors | None = None  # None: zero (nothing carried yet)
         self.state: FloatState | None = None
@@ -65,7 +64,7 @@ class StepLengthTrace:
     def carried(self, step, params: Tensors, grads: Tensors, factor) -> Carried | None:
         """γ·(Z_t + r·dU) and γ·dS for this step (``step``: the engine's ``MetaStep``), or
         None when nothing is carried."""
-        if self.params is None or self.decay == 0.0:
+        if self.params is None:
             return None
         hz = step.replicas.mean(hessian_vector(step, params, self.params))
         du, ds = step.update.jvp(params, grads, self.params, tuple(hz), self.state)

@@ -87,7 +87,7 @@ class Transaction:
         self.meta: list[tuple[nn.Parameter, torch.Tensor, torch.Tensor | None]] | None = None
         self.meta_state: OptimizerState | None = None
         self.loss_inputs: dict | None = None  # the learned loss's input normalization
-        self.trace: tuple | None = None  # (StepLengthTrace, its snapshot)
+        self.trace: tuple | None = None  # (StepLengthTrace, its value before the step)
 
     # -- saving, each at most once --------------------------------------------------------
     def save_rng(self, rng: RNGReplay) -> None:
