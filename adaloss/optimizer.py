@@ -106,6 +106,8 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             about this many steps (dθ/da carried along the run, decayed by 1 − 1/K a step:
             ``adaloss.steptrace``; ``math.inf``: the whole run; the forward engine and
             ``meta_every=1`` only); ``None`` takes the recipe's, ``False``: this step's alone.
+        keep_fit: project each meta-gradient off the directions that raise the task loss
+            on the step's own training batch (``adaloss.keepfit``); ``None``: the recipe's.
     """
 
     def __init__(
@@ -131,6 +133,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         check_share: float | bool | None = None,
         learn_lr: bool | str | None = None,
         lr_horizon: float | bool | None = None,
+        keep_fit: bool | None = None,
     ) -> None:
         self.recipe = with_arguments(
             recipe,
@@ -144,6 +147,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             check_share=check_share,
             learn_lr=learn_lr,
             lr_horizon=lr_horizon,
+            keep_fit=keep_fit,
         )
         self.patience = None if self.recipe.patience is None else MetaPatience(self.recipe.patience)
         self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)
@@ -223,6 +227,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
 
     def _meta_step(self, *args, **kwargs) -> MetaStep:
         step = super()._meta_step(*args, **kwargs)
+        step.keep_fit = self.recipe.keep_fit
         if self.step_length is not None and not self._on_task_loss:
             step.meta_params = step.meta_params[:-1]  # ϕ; the engines append dL_T/da
             step.log_step = self.step_length.log_factor

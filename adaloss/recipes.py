@@ -73,6 +73,9 @@ class Recipe:
     # with learn_lr: a's hypergradient follows each step's length over about this many steps
     # (``adaloss.steptrace``; math.inf: the whole run); None: this step's alone
     lr_horizon: float | None = None
+    # project ϕ's meta-gradient off the directions that raise L_T on the training batch
+    # (``adaloss.keepfit``)
+    keep_fit: bool = False
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
@@ -94,6 +97,10 @@ class Recipe:
             raise ValueError(
                 "learn_lr needs start='warm_start': the offline phase (Algorithm 1) learns ϕ alone"
             )
+        if not isinstance(self.keep_fit, bool):
+            raise ValueError(f"keep_fit must be True or False, got {self.keep_fit!r}")
+        if self.keep_fit and self.lr_horizon is not None:
+            raise ValueError("keep_fit projects one step's meta-gradient: it refuses lr_horizon")
         if self.after_stop not in AFTER_STOP:
             raise ValueError(f"after_stop must be one of {AFTER_STOP}, got {self.after_stop!r}")
 
@@ -142,6 +149,7 @@ def with_arguments(
     check_share: float | bool | None = None,
     learn_lr: bool | str | None = None,
     lr_horizon: float | bool | None = None,
+    keep_fit: bool | None = None,
 ) -> Recipe:
     """The recipe as ``MetaLossOptimizer``'s arguments change it: ``None`` keeps the
     recipe's value, ``False`` turns an option off. Every value is checked here, before the
@@ -182,4 +190,5 @@ def with_arguments(
         check_share=check_share,
         learn_lr=recipe.learn_lr if learn_lr is None else learn_lr,
         lr_horizon=recipe.lr_horizon if lr_horizon is None else (lr_horizon or None),
+        keep_fit=recipe.keep_fit if keep_fit is None else keep_fit,
     )

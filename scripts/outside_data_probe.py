@@ -37,6 +37,9 @@ which any choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 a
 - *learn-longer* (only with ``--methods``): the same with ``learn_lr="longer"`` (r ≥ 1).
 - *learn-longer-h200* (only with ``--methods``): that with ``lr_horizon=200``, a's
   hypergradient through about 200 steps (``adaloss.steptrace``).
+- *keep-fit* (only with ``--methods``): the default with ``keep_fit=True``, each meta-gradient
+  projected off the directions that raise the task loss on the training batch
+  (``adaloss.keepfit``).
 
 ``--selection`` carves a fixed 15 % of the training part out as a selection split that no
 training or meta step sees (so every method trains on fewer examples than without it) and
@@ -180,6 +183,7 @@ def train(
             "learn-lr": {"learn_lr": True},
             "learn-longer": {"learn_lr": "longer"},
             "learn-longer-h200": {"learn_lr": "longer", "lr_horizon": 200},
+            "keep-fit": {"keep_fit": True},
         }
         options = options.get(method, {})
         opt = adaloss.MetaLossOptimizer(model, optimizer, task, **options)

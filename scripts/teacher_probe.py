@@ -49,6 +49,7 @@ CONFIGS = {
     "learn-lr": {"learn_lr": True},  # the default with the step's length learned too
     "learn-longer": {"learn_lr": "longer"},  # the same, r never below 1
     "learn-longer-h200": {"learn_lr": "longer", "lr_horizon": 200},  # a's horizon ~200 steps
+    "keep-fit": {"keep_fit": True},  # ϕ's meta-gradient kept from raising the training loss
 }
 
 

@@ -101,6 +101,7 @@ class RunConfig:
     check_share: float | None = None  # None: the recipe's; 0: none; s: kept from ϕ for checks
     learn_lr: bool | str | None = None  # None: the recipe's; True/"longer": the step's length too
     lr_horizon: float | None = None  # None: the recipe's; K: a's horizon (adaloss.steptrace)
+    keep_fit: bool | None = None  # None: the recipe's; True: adaloss.keepfit
     init_steps: int = DEFAULT_INIT_STEPS
     init_meta_lr: float = DEFAULT_INIT_META_LR
     inner_steps: int = 1
@@ -153,6 +154,8 @@ class RunConfig:
             key += {True: "_learnlr", "longer": "_learnlonger"}.get(self.learn_lr, "_nolearnlr")
         if self.method == "adalfl" and self.lr_horizon not in (None, recipe.lr_horizon):
             key += f"_lrh{self.lr_horizon:g}"
+        if self.method == "adalfl" and self.keep_fit not in (None, recipe.keep_fit):
+            key += "_keepfit" if self.keep_fit else "_nokeepfit"
         offline = self.method != "baseline" and (
             self.method != "adalfl" or recipe.start == "offline"
         )
@@ -259,6 +262,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr-horizon", type=_horizon_steps, default=None,
                         help="AdaLFL with --learn-lr: the step length's hypergradient over "
                         "about K steps (adaloss.steptrace; inf: the whole run)")  # fmt: skip
+    parser.add_argument("--keep-fit", action=argparse.BooleanOptionalAction, default=None,
+                        help="AdaLFL: project each meta-gradient off the directions that raise "
+                        "the task loss on the training batch (adaloss.keepfit; default: the "
+                        "recipe's)")  # fmt: skip
     parser.add_argument(
         "--init-steps", type=int, default=DEFAULT_INIT_STEPS, help="offline steps (Alg. 1)"
     )
@@ -343,7 +350,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
         for name in (
             "batch_size", "loss", "meta_objective", "meta_lr", "recipe", "guard", "horizon",
             "meta_anchor", "patience", "after_stop", "handover", "check_every", "check_share",
-            "learn_lr", "lr_horizon", "init_steps",
+            "learn_lr", "lr_horizon", "keep_fit", "init_steps",
             "init_meta_lr",
             "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",
             "label_noise", "check_fraction", "check_from", "data_dir", "device",

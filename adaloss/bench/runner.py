@@ -173,6 +173,7 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
                 else (config.check_share or False),
                 learn_lr=config.learn_lr if config.method == "adalfl" else None,
                 lr_horizon=config.lr_horizon if config.method == "adalfl" else None,
+                keep_fit=config.keep_fit if config.method == "adalfl" else None,
             )  # fmt: skip
             timeline = LossTimeline(loss, task)
         init_train = batches(

@@ -62,6 +62,9 @@ class MetaStep:
     # dθ/da carried from earlier steps (``lr_horizon``, ``adaloss.steptrace``); None: the
     # step length's hypergradient is this step's alone
     trace: StepLengthTrace | None = None
+    # ``keep_fit`` (``adaloss.keepfit``): also differentiate L_T on the training batch at
+    # the measured point and project the meta-gradient off the directions that raise it
+    keep_fit: bool = False
 
     def __post_init__(self) -> None:
         if self.objective is not None:  # the weights the step's objective was evaluated with
@@ -106,6 +109,12 @@ class MetaStep:
             loss = self.task.loss(call(self.model, self.names, new_params, self.x_val), self.y_val)
         return loss if self.val_weight == 1.0 else loss * self.val_weight
 
+    def training_loss(self, new_params: Tensors) -> torch.Tensor:
+        """L_T on the step's training batch at θ_{t+1} (``keep_fit``), in the same mode as
+        :meth:`validation_loss`."""
+        with running_stats_frozen(self.model):
+            return self.task.loss(call(self.model, self.names, new_params, self.x), self.y)
+
 
 @dataclass
 class Hypergradient:
@@ -116,7 +125,7 @@ class Hypergradient:
     new_params: Tensors  # θ_{t+1}, detached
     new_state: NewState
     task_loss: torch.Tensor  # L_T(θ_{t+1}) on the validation batch
-    meta_grads: Tensors  # dL_T/dϕ
+    meta_grads: Tensors  # dL_T/dϕ (with ``keep_fit``: projected off the training batch's)
     objective: Objective | None = None  # the step's base objective (its weights s, c)
     trace: tuple | None = None  # (Z_{t+1}, Z^s_{t+1}) for ``lr_horizon``, committed with θ
 
@@ -134,7 +143,9 @@ def base_objective(
     return value
 
 
-def scaled_grad(outputs, inputs, scale: float = 1.0, grad_outputs=None, create_graph=False):
+def scaled_grad(
+    outputs, inputs, scale: float = 1.0, grad_outputs=None, create_graph=False, retain_graph=None
+):
     """``torch.autograd.grad`` (None -> zeros) of ``scale``× the objective, divided by
     ``scale``: loss scaling for float16 backward passes (exact for powers of two).
 
@@ -150,7 +161,12 @@ def scaled_grad(outputs, inputs, scale: float = 1.0, grad_outputs=None, create_g
             grad_outputs = grad_outputs * scale
     with torch.autocast(outputs.device.type, enabled=False):
         grads = torch.autograd.grad(
-            outputs, inputs, grad_outputs, create_graph=create_graph, allow_unused=True
+            outputs,
+            inputs,
+            grad_outputs,
+            retain_graph=retain_graph,
+            create_graph=create_graph,
+            allow_unused=True,
         )
     grads = grads_or_zeros(grads, inputs)
     return grads if scale == 1.0 else tuple(g / scale for g in grads)
@@ -175,21 +191,28 @@ def grads_or_zeros(grads, inputs) -> Tensors:
 
 
 def meta_gradient(
-    objective: torch.Tensor, meta_params: list[nn.Parameter], scale: float = 1.0
+    objective: torch.Tensor,
+    meta_params: list[nn.Parameter],
+    scale: float = 1.0,
+    retain_graph: bool | None = None,
 ) -> Tensors:
     """d objective / dϕ; empty for a parameter-free loss (then only θ moves)."""
     if not meta_params:
         return ()
-    return scaled_grad(objective, meta_params, scale)
+    return scaled_grad(objective, meta_params, scale, retain_graph=retain_graph)
 
 
-def validation_gradient(step: MetaStep, new_params: Tensors) -> tuple[torch.Tensor, Tensors]:
-    """L_T at θ_{t+1} on the validation batch and v = ∇_θ L_T there, cut from ϕ's graph.
+def validation_gradient(
+    step: MetaStep, new_params: Tensors, on_training_batch: bool = False
+) -> tuple[torch.Tensor, Tensors]:
+    """L_T at θ_{t+1} on the validation batch and v = ∇_θ L_T there, cut from ϕ's graph
+    (``on_training_batch``: on the step's training batch, for ``keep_fit``).
 
     Both are the whole batch's: averaged over the ranks of a data-parallel run.
     """
     leaves = tuple(p.detach().requires_grad_() for p in new_params)
-    task_loss = step.validation_loss(leaves)
+    measure = step.training_loss if on_training_batch else step.validation_loss
+    task_loss = measure(leaves)
     v = scaled_grad(task_loss, leaves, step.grad_scale)
     task_loss, *v = step.replicas.mean((task_loss.detach(), *v))
     return task_loss, tuple(v)

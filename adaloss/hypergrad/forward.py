@@ -27,6 +27,7 @@ from adaloss.hypergrad import (
     meta_gradient,
     validation_gradient,
 )
+from adaloss.keepfit import project_conflict
 from adaloss.modelcalls import call, running_stats_frozen
 from adaloss.precision import widened
 from adaloss.steplength import step_length_gradient
@@ -131,27 +132,40 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
     del updates
 
     task_loss, v = validation_gradient(step, measured)
+    fit_v = (
+        validation_gradient(step, measured, on_training_batch=True)[1] if step.keep_fit else None
+    )
     del measured
     earlier = None if carried is None else carried.gradient(v)
-    if horizons is not None:  # d(θ_t + H·U)/dg = H·∂U/∂g
-        v = torch._foreach_mul(v, horizons)
-    step_grads = () if factor is None else (step_length_gradient(v, new_params, params),)
-    if earlier is not None:
-        step_grads = (step_grads[0] + earlier,)
-    w = vjp_update(v)[0] if scales is None else torch._foreach_mul(v, scales)
-    del v
-    if factor is not None:  # d(r·U)/dg = r·∂U/∂g
-        w = torch._foreach_mul(w, factor)
-
-    model_jvp = _model_jvp if jvp_method == "autograd" else _model_jvp_finite_difference
-    scale = step.grad_scale  # float16 tangents underflow as gradients do: scale them too
-    u = widened(model_jvp(step, params, tuple(w if scale == 1.0 else [t * scale for t in w])))
-    u = u if scale == 1.0 else u / scale
     # d M̃/dϕ = s·dM_ϕ/dϕ (c·L_T does not depend on ϕ)
     h = objective.h if step.loss_scale is None else step.loss_scale * objective.h
-    # Each rank's ⟨J_r w, h_r⟩ is its shard's share of the whole batch's: their mean.
-    meta_grads = step.replicas.mean(meta_gradient((h * u.reshape(h.shape)).sum(), step.meta_params))
-    meta_grads = (*meta_grads, *step_grads)  # v and θ_{t+1} are the whole batch's already
+    model_jvp = _model_jvp if jvp_method == "autograd" else _model_jvp_finite_difference
+
+    def through_step(v: Tensors, retain_graph: bool = False) -> Tensors:
+        """dL/dϕ (and dL/da) for the loss whose gradient at the measured point is v."""
+        if horizons is not None:  # d(θ_t + H·U)/dg = H·∂U/∂g
+            v = torch._foreach_mul(v, horizons)
+        step_grads = () if factor is None else (step_length_gradient(v, new_params, params),)
+        w = vjp_update(v)[0] if scales is None else torch._foreach_mul(v, scales)
+        del v
+        if factor is not None:  # d(r·U)/dg = r·∂U/∂g
+            w = torch._foreach_mul(w, factor)
+        scale = step.grad_scale  # float16 tangents underflow as gradients do: scale them too
+        u = widened(model_jvp(step, params, tuple(w if scale == 1.0 else [t * scale for t in w])))
+        u = u if scale == 1.0 else u / scale
+        # Each rank's ⟨J_r w, h_r⟩ is its shard's share of the whole batch's: their mean.
+        inner = (h * u.reshape(h.shape)).sum()
+        meta_grads = step.replicas.mean(
+            meta_gradient(inner, step.meta_params, retain_graph=retain_graph)
+        )
+        return (*meta_grads, *step_grads)  # v and θ_{t+1} are the whole batch's already
+
+    meta_grads = through_step(v, retain_graph=step.keep_fit)
+    del v
+    if earlier is not None:
+        meta_grads = (*meta_grads[:-1], meta_grads[-1] + earlier)
+    if fit_v is not None:
+        meta_grads = project_conflict(meta_grads, through_step(fit_v))
     return Hypergradient(
         learned_loss=learned,
         base_grads=grad_sums,

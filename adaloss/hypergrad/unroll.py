@@ -11,6 +11,7 @@ import torch
 
 from adaloss.hypergrad import Hypergradient, MetaStep, Tensors, meta_gradient, scaled_grad
 from adaloss.inner import NewState
+from adaloss.keepfit import project_conflict
 
 COMPILED_MODEL = (
     "hypergrad='unroll' differentiates through the model's backward pass (a double "
@@ -49,8 +50,11 @@ def hypergradient(step: MetaStep, out: torch.Tensor) -> Hypergradient:
     measured = new_params if horizons is None else step.lookahead(params, updates, horizons)
     task_loss = step.validation_loss(measured)
     learned_params = [*step.meta_params, *([] if step.log_step is None else [step.log_step])]
-    meta_grads = meta_gradient(task_loss, learned_params, step.grad_scale)
+    meta_grads = meta_gradient(task_loss, learned_params, step.grad_scale, step.keep_fit)
     task_loss, *meta_grads = step.replicas.mean((task_loss.detach(), *meta_grads))
+    if step.keep_fit:  # the same derivative of L_T on the training batch, its conflict removed
+        fit_grads = meta_gradient(step.training_loss(measured), learned_params, step.grad_scale)
+        meta_grads = project_conflict(tuple(meta_grads), step.replicas.mean(fit_grads))
     return Hypergradient(
         learned_loss=learned.detach(),
         base_grads=tuple(g.detach() for g in grads),
