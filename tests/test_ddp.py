@@ -162,6 +162,22 @@ def learned_step_length_horizon(env):
     return snapshot(opt, train(env, opt, global_batches(4)))
 
 
+def keep_fit(env, engine="forward"):
+    """keep_fit: the training batch's meta-gradient is the whole batch's too. The validation
+    targets are the training ones shifted by a class, so the two meta-gradients conflict
+    and the projection acts (with train()'s flipped batch they would be equal)."""
+    opt = make(env, engine, optimizer="momentum", keep_fit=True)
+    results = Run(opt)
+    for x, y in global_batches(4):
+        x, y = env.shard(x), env.shard(y)
+        results.append(opt.step(x, y, x.flip(0), (y.flip(0) + 1) % 3))
+    return snapshot(opt, results)
+
+
+def keep_fit_unrolled(env):
+    return keep_fit(env, "unroll")
+
+
 def paper_initialize(env, inner_steps=1):
     """Algorithm 1 on each rank's shards: the offline phase's meta-gradients average too."""
     opt = make(env, "forward")
@@ -281,6 +297,8 @@ SCENARIOS: dict[str, Callable] = {
         default_recipe_lazy_unroll,
         learned_step_length,
         learned_step_length_horizon,
+        keep_fit,
+        keep_fit_unrolled,
         patience_stops,
         hand_over,
         hand_over_every,
