@@ -1,0 +1,31 @@
+"""scripts/keepfit_conflicts.py: it counts the conflicts the run's projection saw."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import keepfit_conflicts  # noqa: E402
+
+import adaloss.hypergrad.forward as forward  # noqa: E402
+
+
+def test_prints_one_line_per_block(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(forward, "project_conflict", forward.project_conflict)  # undone after
+    argv = ["keepfit_conflicts.py", "--block", "4", "--", "run", "--task", "diabetes",
+            "--methods", "adalfl", "--keep-fit", "--seeds", "1", "--steps", "8",
+            "--eval-every", "4", "--out", str(tmp_path)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stop:
+        keepfit_conflicts.run()
+    assert stop.value.code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    table = lines[lines.index(next(line for line in lines if "conflicts" in line)) + 1 :]
+    assert [line.split()[0] for line in table] == ["0-4", "4-8"]
+    for line in table:
+        share, cosine = (float(v) for v in line.split()[1:])
+        assert 0.0 <= share <= 1.0 and -1.0 <= cosine <= 1.0
+    assert (tmp_path / "diabetes/adaloss_mlp/adalfl_default_keepfit/seed0.json").exists()
