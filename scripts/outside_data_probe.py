@@ -71,7 +71,7 @@ import adaloss
 METHODS = (
     "plain", "default", "hand-over", "guard1", "frozen", "hand-over-val", "step", "eta1e-4",
     "hand-over-auto", "unchecked", "hand-over-share", "learn-lr",
-    "learn-longer", "learn-longer-h200",
+    "learn-longer", "learn-longer-h200", "keep-fit",
 )  # fmt: skip
 
 
