@@ -8,8 +8,11 @@ as two hypergradients pointing apart: d L_val(θ_{t+1})/dϕ and d L_train(θ_{t+
 task loss at the same θ_{t+1} on the step's own training batch. ``keep_fit`` projects
 the first onto the half-space where it does not raise the second to first order (PCGrad,
 Yu et al., 2020): unchanged where the two agree, stripped of the conflicting component
-where they do not. The engines compute both; the projection runs on the device, no host
-read.
+where they do not. ``keep_fit="agree"`` drops a conflicting meta-gradient whole instead:
+under Adam a projected residual is still stepped at nearly the full η, since Adam divides
+each coordinate by its own running scale (BENCHMARKS.md, "A meta step that may not cost
+the training batch its fit"). The engines compute both gradients; either rule runs on the
+device, no host read.
 """
 
 from __future__ import annotations
@@ -17,6 +20,23 @@ from __future__ import annotations
 import torch
 
 Tensors = tuple[torch.Tensor, ...]
+KEEP_FIT = (False, True, "agree")
+
+
+def check_keep_fit(value: object) -> None:
+    """``keep_fit`` is None (the recipe's), False, True (project) or "agree" (drop)."""
+    if not (value is None or isinstance(value, bool) or value == "agree"):
+        raise ValueError(f"keep_fit must be one of {KEEP_FIT} (or None); got {value!r}")
+
+
+def kept(meta: Tensors, fit: Tensors, rule: bool | str) -> Tensors:
+    """The meta-gradient ``keep_fit=rule`` steps ϕ with: projected (True) or dropped
+    ("agree") where it conflicts with ``fit``."""
+    return drop_conflict(meta, fit) if rule == "agree" else project_conflict(meta, fit)
+
+
+def _inner(meta: Tensors, fit: Tensors) -> torch.Tensor:
+    return sum((m * f).sum() for m, f in zip(meta, fit, strict=True))
 
 
 def project_conflict(meta: Tensors, fit: Tensors) -> Tensors:
@@ -27,8 +47,15 @@ def project_conflict(meta: Tensors, fit: Tensors) -> Tensors:
     """
     if not meta:
         return meta
-    dot = sum((m * f).sum() for m, f in zip(meta, fit, strict=True))
-    norm = sum((f * f).sum() for f in fit)
+    dot, norm = _inner(meta, fit), _inner(fit, fit)
     tiny = torch.finfo(norm.dtype).tiny
     coefficient = torch.clamp(dot, max=0.0) / torch.clamp(norm, min=tiny)
     return tuple(m - coefficient * f for m, f in zip(meta, fit, strict=True))
+
+
+def drop_conflict(meta: Tensors, fit: Tensors) -> Tensors:
+    """``meta`` where ⟨meta, fit⟩ ≥ 0, zeros where the two conflict."""
+    if not meta:
+        return meta
+    agree = (_inner(meta, fit) >= 0).to(meta[0].dtype)
+    return tuple(m * agree for m in meta)

@@ -107,7 +107,8 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             ``adaloss.steptrace``; ``math.inf``: the whole run; the forward engine and
             ``meta_every=1`` only); ``None`` takes the recipe's, ``False``: this step's alone.
         keep_fit: project each meta-gradient off the directions that raise the task loss
-            on the step's own training batch (``adaloss.keepfit``); ``None``: the recipe's.
+            on the step's own training batch (``adaloss.keepfit``; ``"agree"``: drop it
+            there instead); ``None``: the recipe's.
     """
 
     def __init__(
@@ -133,7 +134,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         check_share: float | bool | None = None,
         learn_lr: bool | str | None = None,
         lr_horizon: float | bool | None = None,
-        keep_fit: bool | None = None,
+        keep_fit: bool | str | None = None,
     ) -> None:
         self.recipe = with_arguments(
             recipe,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 from adaloss.handover import check_check_every, check_handover
 from adaloss.holdout import check_check_share
+from adaloss.keepfit import check_keep_fit
 from adaloss.patience import check_patience
 from adaloss.steplength import check_learn_lr
 from adaloss.steptrace import check_lr_horizon
@@ -74,8 +75,8 @@ class Recipe:
     # (``adaloss.steptrace``; math.inf: the whole run); None: this step's alone
     lr_horizon: float | None = None
     # project ϕ's meta-gradient off the directions that raise L_T on the training batch
-    # (``adaloss.keepfit``)
-    keep_fit: bool = False
+    # (True), or drop it where it would raise it ("agree"): ``adaloss.keepfit``
+    keep_fit: bool | str = False
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
@@ -97,8 +98,9 @@ class Recipe:
             raise ValueError(
                 "learn_lr needs start='warm_start': the offline phase (Algorithm 1) learns ϕ alone"
             )
-        if not isinstance(self.keep_fit, bool):
-            raise ValueError(f"keep_fit must be True or False, got {self.keep_fit!r}")
+        if self.keep_fit is None:
+            raise ValueError("keep_fit must be one of (False, True, 'agree'), got None")
+        check_keep_fit(self.keep_fit)
         if self.keep_fit and self.lr_horizon is not None:
             raise ValueError("keep_fit projects one step's meta-gradient: it refuses lr_horizon")
         if self.after_stop not in AFTER_STOP:
@@ -149,13 +151,14 @@ def with_arguments(
     check_share: float | bool | None = None,
     learn_lr: bool | str | None = None,
     lr_horizon: float | bool | None = None,
-    keep_fit: bool | None = None,
+    keep_fit: bool | str | None = None,
 ) -> Recipe:
     """The recipe as ``MetaLossOptimizer``'s arguments change it: ``None`` keeps the
     recipe's value, ``False`` turns an option off. Every value is checked here, before the
     optimizer builds anything; the recipe's windows and share go with its hand-over only."""
     recipe = get_recipe(recipe)
     check_learn_lr(learn_lr)
+    check_keep_fit(keep_fit)
     if lr_horizon is not False:
         check_lr_horizon(lr_horizon)
     if patience is not None and patience is not False:

@@ -40,6 +40,8 @@ which any choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 a
 - *keep-fit* (only with ``--methods``): the default with ``keep_fit=True``, each meta-gradient
   projected off the directions that raise the task loss on the training batch
   (``adaloss.keepfit``).
+- *keep-agree* (only with ``--methods``): the default with ``keep_fit="agree"``, a conflicting
+  meta-gradient dropped whole.
 
 ``--selection`` carves a fixed 15 % of the training part out as a selection split that no
 training or meta step sees (so every method trains on fewer examples than without it) and
@@ -71,7 +73,7 @@ import adaloss
 METHODS = (
     "plain", "default", "hand-over", "guard1", "frozen", "hand-over-val", "step", "eta1e-4",
     "hand-over-auto", "unchecked", "hand-over-share", "learn-lr",
-    "learn-longer", "learn-longer-h200", "keep-fit",
+    "learn-longer", "learn-longer-h200", "keep-fit", "keep-agree",
 )  # fmt: skip
 
 
@@ -184,6 +186,7 @@ def train(
             "learn-longer": {"learn_lr": "longer"},
             "learn-longer-h200": {"learn_lr": "longer", "lr_horizon": 200},
             "keep-fit": {"keep_fit": True},
+            "keep-agree": {"keep_fit": "agree"},
         }
         options = options.get(method, {})
         opt = adaloss.MetaLossOptimizer(model, optimizer, task, **options)

@@ -50,6 +50,7 @@ CONFIGS = {
     "learn-longer": {"learn_lr": "longer"},  # the same, r never below 1
     "learn-longer-h200": {"learn_lr": "longer", "lr_horizon": 200},  # a's horizon ~200 steps
     "keep-fit": {"keep_fit": True},  # ϕ's meta-gradient kept from raising the training loss
+    "keep-agree": {"keep_fit": "agree"},  # ϕ steps only where the two meta-gradients agree
 }
 
 

@@ -273,17 +273,23 @@ def test_learn_lr_and_learn_lr_longer_run_under_their_own_keys(tmp_path, data_di
     assert "expected nothing or 'longer'" in capsys.readouterr().err
 
 
-def test_keep_fit_runs_under_its_own_key(tmp_path, data_dir):
+def test_keep_fit_runs_under_its_own_keys(tmp_path, data_dir, capsys):
     out = tmp_path / "runs"
     common = ["run", "--task", "diabetes", "--seeds", "1", "--out", str(out), "--steps", "12",
               "--eval-every", "4", "--methods", "adalfl"]  # fmt: skip
     assert main([*common, "--keep-fit"]) == 0
-    assert main([*common, "--no-keep-fit"]) == 0  # the recipe's value: the default's key
+    assert main([*common, "--keep-fit", "agree"]) == 0
+    assert main([*common, "--keep-fit", "off"]) == 0  # the recipe's value: the default's key
     rows = out / "diabetes/adaloss_mlp"
     kept = json.loads((rows / "adalfl_default_keepfit/seed0.json").read_text())
     assert kept["config"]["keep_fit"] is True
+    agree = json.loads((rows / "adalfl_default_keepagree/seed0.json").read_text())
+    assert agree["config"]["keep_fit"] == "agree"
     default = json.loads((rows / "adalfl_default/seed0.json").read_text())
     assert default["config"]["keep_fit"] is False
+    with pytest.raises(SystemExit):
+        main([*common, "--keep-fit", "always"])
+    assert "expected nothing, 'agree' or 'off'" in capsys.readouterr().err
 
 
 def test_label_noise_outside_zero_one_is_a_clear_error(tmp_path, capsys):

@@ -9,7 +9,7 @@ import torch
 from conftest import OPTIMIZERS, batches, make_model, paper_optimizer
 
 import adaloss
-from adaloss.keepfit import project_conflict
+from adaloss.keepfit import drop_conflict, kept, project_conflict
 from adaloss.recipes import with_arguments
 
 
@@ -35,7 +35,17 @@ def test_projection_keeps_agreeing_gradients_and_strips_the_conflict(float64):
     assert project_conflict((), ()) == ()
 
 
-def build(opt_name: str, engine: str = "forward", keep_fit: bool = False):
+def test_agree_drops_a_conflicting_gradient_whole(float64):
+    fit = (torch.tensor([1.0, 0.0]),)
+    agreeing, conflicting = (torch.tensor([2.0, 3.0]),), (torch.tensor([-2.0, 3.0]),)
+    assert same(drop_conflict(agreeing, fit), agreeing)
+    assert same(drop_conflict(conflicting, fit), (torch.zeros(2),))
+    assert same(kept(conflicting, fit, "agree"), (torch.zeros(2),))
+    assert same(kept(conflicting, fit, True), project_conflict(conflicting, fit))
+    assert drop_conflict((), ()) == ()
+
+
+def build(opt_name: str, engine: str = "forward", keep_fit: bool | str = False):
     model = make_model("mlp")
     torch.manual_seed(7)
     loss = adaloss.LossNetwork().double()
@@ -44,34 +54,36 @@ def build(opt_name: str, engine: str = "forward", keep_fit: bool = False):
     return paper_optimizer(model, base, task, loss=loss, hypergrad=engine, keep_fit=keep_fit)
 
 
+@pytest.mark.parametrize("rule", [True, "agree"])
 @pytest.mark.parametrize("engine", ["forward", "unroll"])
 @pytest.mark.parametrize("opt_name", ["momentum", "adam"])
 def test_engine_returns_the_validation_gradient_projected_off_the_training_one(
-    engine, opt_name, float64
+    engine, opt_name, rule, float64
 ):
     """The engine's keep_fit gradient is project_conflict of the two plain ones, each
     computed by the same engine, in the same state, with keep_fit off (the training one:
     x as validation), along a keep_fit run."""
     data = batches((6,), n=12, seed=2)
-    kept = build(opt_name, engine, keep_fit=True)
-    plain = replace(kept.recipe, keep_fit=False)
+    opt = build(opt_name, engine, keep_fit=rule)
+    plain = replace(opt.recipe, keep_fit=False)
     conflicts = 0
     for t in range(0, 12, 2):
         (x, y), (xv, yv) = data[t], data[t + 1]
-        kept.recipe, recipe = plain, kept.recipe
-        validation = kept.meta_gradient(x, y, xv, yv)
-        training = kept.meta_gradient(x, y, x, y)
-        kept.recipe = recipe
-        expected = project_conflict(validation, training)
-        got = kept.meta_gradient(x, y, xv, yv)
+        opt.recipe, recipe = plain, opt.recipe
+        validation = opt.meta_gradient(x, y, xv, yv)
+        training = opt.meta_gradient(x, y, x, y)
+        opt.recipe = recipe
+        expected = kept(validation, training, rule)
+        got = opt.meta_gradient(x, y, xv, yv)
         for g, e in zip(got, expected, strict=True):
             torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-12)
         if inner(validation, training) < 0:
             conflicts += 1
-            assert abs(inner(got, training)) < 1e-9 * max(1.0, inner(training, training))
+            bound = 1e-9 * max(1.0, inner(training, training))
+            assert abs(inner(got, training)) < bound if rule is True else inner(got, got) == 0
         else:
             assert same(got, validation)
-        kept.step(x, y, xv, yv)
+        opt.step(x, y, xv, yv)
     assert conflicts > 0  # the projection was exercised, not only the agreeing branch
 
 
@@ -103,9 +115,12 @@ def test_keep_fit_with_a_learned_step_length_projects_both(float64):
 
 
 def test_refusals():
-    with pytest.raises(ValueError, match="keep_fit must be True or False"):
+    with pytest.raises(ValueError, match="keep_fit must be one of"):
         with_arguments("default", keep_fit="yes")
+    with pytest.raises(ValueError, match="keep_fit must be one of"):
+        with_arguments("default", keep_fit=1)
     with pytest.raises(ValueError, match="refuses lr_horizon"):
         with_arguments("default", learn_lr=True, lr_horizon=10, keep_fit=True)
     assert with_arguments("default").keep_fit is False
     assert with_arguments("default", keep_fit=True).keep_fit is True
+    assert with_arguments("default", keep_fit="agree").keep_fit == "agree"

@@ -101,7 +101,7 @@ class RunConfig:
     check_share: float | None = None  # None: the recipe's; 0: none; s: kept from ϕ for checks
     learn_lr: bool | str | None = None  # None: the recipe's; True/"longer": the step's length too
     lr_horizon: float | None = None  # None: the recipe's; K: a's horizon (adaloss.steptrace)
-    keep_fit: bool | None = None  # None: the recipe's; True: adaloss.keepfit
+    keep_fit: bool | str | None = None  # None: the recipe's; True or "agree": adaloss.keepfit
     init_steps: int = DEFAULT_INIT_STEPS
     init_meta_lr: float = DEFAULT_INIT_META_LR
     inner_steps: int = 1
@@ -155,7 +155,7 @@ class RunConfig:
         if self.method == "adalfl" and self.lr_horizon not in (None, recipe.lr_horizon):
             key += f"_lrh{self.lr_horizon:g}"
         if self.method == "adalfl" and self.keep_fit not in (None, recipe.keep_fit):
-            key += "_keepfit" if self.keep_fit else "_nokeepfit"
+            key += {True: "_keepfit", "agree": "_keepagree"}.get(self.keep_fit, "_nokeepfit")
         offline = self.method != "baseline" and (
             self.method != "adalfl" or recipe.start == "offline"
         )
@@ -262,10 +262,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr-horizon", type=_horizon_steps, default=None,
                         help="AdaLFL with --learn-lr: the step length's hypergradient over "
                         "about K steps (adaloss.steptrace; inf: the whole run)")  # fmt: skip
-    parser.add_argument("--keep-fit", action=argparse.BooleanOptionalAction, default=None,
+    parser.add_argument("--keep-fit", nargs="?", const=True, default=None, type=_keep_fit,
                         help="AdaLFL: project each meta-gradient off the directions that raise "
-                        "the task loss on the training batch (adaloss.keepfit; default: the "
-                        "recipe's)")  # fmt: skip
+                        "the task loss on the training batch (adaloss.keepfit; 'agree': drop "
+                        "it there; 'off': no; default: the recipe's)")  # fmt: skip
     parser.add_argument(
         "--init-steps", type=int, default=DEFAULT_INIT_STEPS, help="offline steps (Alg. 1)"
     )
@@ -325,6 +325,12 @@ def _learn_lr(text: str) -> str:
     if text != "longer":
         raise argparse.ArgumentTypeError(f"expected nothing or 'longer', got {text!r}")
     return text
+
+
+def _keep_fit(text: str) -> bool | str:
+    if text not in ("agree", "off"):
+        raise argparse.ArgumentTypeError(f"expected nothing, 'agree' or 'off', got {text!r}")
+    return False if text == "off" else text
 
 
 def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:

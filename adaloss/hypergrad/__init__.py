@@ -64,7 +64,8 @@ class MetaStep:
     trace: StepLengthTrace | None = None
     # ``keep_fit`` (``adaloss.keepfit``): also differentiate L_T on the training batch at
     # the measured point and project the meta-gradient off the directions that raise it
-    keep_fit: bool = False
+    # (True) or drop a meta-gradient that would raise it ("agree")
+    keep_fit: bool | str = False
 
     def __post_init__(self) -> None:
         if self.objective is not None:  # the weights the step's objective was evaluated with

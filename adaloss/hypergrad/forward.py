@@ -27,7 +27,7 @@ from adaloss.hypergrad import (
     meta_gradient,
     validation_gradient,
 )
-from adaloss.keepfit import project_conflict
+from adaloss.keepfit import kept
 from adaloss.modelcalls import call, running_stats_frozen
 from adaloss.precision import widened
 from adaloss.steplength import step_length_gradient
@@ -160,12 +160,12 @@ def hypergradient(step: MetaStep, out: torch.Tensor, jvp_method: str = "autograd
         )
         return (*meta_grads, *step_grads)  # v and θ_{t+1} are the whole batch's already
 
-    meta_grads = through_step(v, retain_graph=step.keep_fit)
+    meta_grads = through_step(v, retain_graph=bool(step.keep_fit))
     del v
     if earlier is not None:
         meta_grads = (*meta_grads[:-1], meta_grads[-1] + earlier)
     if fit_v is not None:
-        meta_grads = project_conflict(meta_grads, through_step(fit_v))
+        meta_grads = kept(meta_grads, through_step(fit_v), step.keep_fit)
     return Hypergradient(
         learned_loss=learned,
         base_grads=grad_sums,

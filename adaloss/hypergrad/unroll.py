@@ -11,7 +11,7 @@ import torch
 
 from adaloss.hypergrad import Hypergradient, MetaStep, Tensors, meta_gradient, scaled_grad
 from adaloss.inner import NewState
-from adaloss.keepfit import project_conflict
+from adaloss.keepfit import kept
 
 COMPILED_MODEL = (
     "hypergrad='unroll' differentiates through the model's backward pass (a double "
@@ -50,11 +50,11 @@ def hypergradient(step: MetaStep, out: torch.Tensor) -> Hypergradient:
     measured = new_params if horizons is None else step.lookahead(params, updates, horizons)
     task_loss = step.validation_loss(measured)
     learned_params = [*step.meta_params, *([] if step.log_step is None else [step.log_step])]
-    meta_grads = meta_gradient(task_loss, learned_params, step.grad_scale, step.keep_fit)
+    meta_grads = meta_gradient(task_loss, learned_params, step.grad_scale, bool(step.keep_fit))
     task_loss, *meta_grads = step.replicas.mean((task_loss.detach(), *meta_grads))
-    if step.keep_fit:  # the same derivative of L_T on the training batch, its conflict removed
+    if step.keep_fit:  # the same derivative of L_T on the training batch; the conflict removed
         fit_grads = meta_gradient(step.training_loss(measured), learned_params, step.grad_scale)
-        meta_grads = project_conflict(tuple(meta_grads), step.replicas.mean(fit_grads))
+        meta_grads = kept(tuple(meta_grads), step.replicas.mean(fit_grads), step.keep_fit)
     return Hypergradient(
         learned_loss=learned.detach(),
         base_grads=tuple(g.detach() for g in grads),
