@@ -23,10 +23,11 @@ Tensors = tuple[torch.Tensor, ...]
 KEEP_FIT = (False, True, "agree")
 
 
-def check_keep_fit(value: object) -> None:
-    """``keep_fit`` is None (the recipe's), False, True (project) or "agree" (drop)."""
-    if not (value is None or isinstance(value, bool) or value == "agree"):
-        raise ValueError(f"keep_fit must be one of {KEEP_FIT} (or None); got {value!r}")
+def check_keep_fit(value: object, recipe: bool = False) -> None:
+    """``keep_fit`` is False, True (project) or "agree" (drop); an argument may also be None
+    (the recipe's), a recipe's own value may not."""
+    if not ((value is None and not recipe) or isinstance(value, bool) or value == "agree"):
+        raise ValueError(f"keep_fit must be one of {KEEP_FIT}; got {value!r}")
 
 
 def kept(meta: Tensors, fit: Tensors, rule: bool | str) -> Tensors:
@@ -54,7 +55,8 @@ def project_conflict(meta: Tensors, fit: Tensors) -> Tensors:
 
 
 def drop_conflict(meta: Tensors, fit: Tensors) -> Tensors:
-    """``meta`` where ⟨meta, fit⟩ ≥ 0, zeros where the two conflict."""
+    """``meta`` where ⟨meta, fit⟩ ≥ 0, zeros where the two conflict (an Adam meta-optimizer
+    still moves ϕ on such a step, by its decaying momentum)."""
     if not meta:
         return meta
     agree = (_inner(meta, fit) >= 0).to(meta[0].dtype)

@@ -98,9 +98,7 @@ class Recipe:
             raise ValueError(
                 "learn_lr needs start='warm_start': the offline phase (Algorithm 1) learns ϕ alone"
             )
-        if self.keep_fit is None:
-            raise ValueError("keep_fit must be one of (False, True, 'agree'), got None")
-        check_keep_fit(self.keep_fit)
+        check_keep_fit(self.keep_fit, recipe=True)
         if self.keep_fit and self.lr_horizon is not None:
             raise ValueError("keep_fit projects one step's meta-gradient: it refuses lr_horizon")
         if self.after_stop not in AFTER_STOP:

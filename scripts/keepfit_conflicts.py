@@ -1,11 +1,11 @@
-"""How often does ``keep_fit``'s projection act? One ``adaloss run`` with a counter on it.
+"""How often does ``keep_fit``'s rule act? One ``adaloss run`` with a counter on it.
 
-Runs ``adaloss run ARGS`` in this process (pass ``--keep-fit`` among them) with the forward
-engine's ``project_conflict`` wrapped to record, at every meta step, whether the validation
-and training meta-gradients conflicted (⟨dL_val/dϕ, dL_train/dϕ⟩ < 0) and the cosine between
-them; prints both per block of ``--block`` meta steps. The counter reads the inner product
-on the host at every step, so the run is slower than the screen's; its result file is the
-same run's (write it to a scratch folder).
+Runs ``adaloss run ARGS`` in this process (pass ``--keep-fit [agree]`` among them) with the
+forward engine's ``kept`` (the rule's step) wrapped to record, at every meta step, whether
+the validation and training meta-gradients conflicted (⟨dL_val/dϕ, dL_train/dϕ⟩ < 0) and
+the cosine between them; prints both per block of ``--block`` meta steps. The counter reads
+the inner product on the host at every step, so the run is slower than the screen's; its
+result file is the same run's (write it to a scratch folder).
 
     python scripts/keepfit_conflicts.py --block 1000 -- run --task diabetes --methods adalfl \
         --recipe default --keep-fit --first-seed 2 --seeds 1 --threads 1 --quiet --out /tmp/kf
@@ -30,15 +30,15 @@ def run() -> None:
     options = parser.parse_args()
     args = options.args[1:] if options.args[:1] == ["--"] else options.args
     seen: list[tuple[bool, float]] = []
-    project = forward.project_conflict
+    rule_step = forward.kept
 
-    def counted(meta, fit):
+    def counted(meta, fit, rule):
         inner = dot(meta, fit)
         norms = (dot(meta, meta) * dot(fit, fit)) ** 0.5
         seen.append((inner < 0, inner / norms if norms > 0 else 0.0))
-        return project(meta, fit)
+        return rule_step(meta, fit, rule)
 
-    forward.project_conflict = counted
+    forward.kept = counted
     status = main(args)
     print(f"{'meta steps':>14} {'conflicts':>10} {'mean cosine':>12}")
     for start in range(0, len(seen), options.block):

@@ -121,6 +121,8 @@ def test_refusals():
         with_arguments("default", keep_fit=1)
     with pytest.raises(ValueError, match="refuses lr_horizon"):
         with_arguments("default", learn_lr=True, lr_horizon=10, keep_fit=True)
+    with pytest.raises(ValueError, match="keep_fit must be one of"):
+        replace(with_arguments("default"), keep_fit=None)  # a recipe's own value: never None
     assert with_arguments("default").keep_fit is False
     assert with_arguments("default", keep_fit=True).keep_fit is True
     assert with_arguments("default", keep_fit="agree").keep_fit == "agree"

@@ -14,7 +14,7 @@ import adaloss.hypergrad.forward as forward  # noqa: E402
 
 
 def test_prints_one_line_per_block(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(forward, "project_conflict", forward.project_conflict)  # undone after
+    monkeypatch.setattr(forward, "kept", forward.kept)  # the script's wrapper is undone after
     argv = ["keepfit_conflicts.py", "--block", "4", "--", "run", "--task", "diabetes",
             "--methods", "adalfl", "--keep-fit", "--seeds", "1", "--steps", "8",
             "--eval-every", "4", "--out", str(tmp_path)]  # fmt: skip
