@@ -57,10 +57,10 @@ def build(opt_name: str, engine: str = "forward", keep_fit: bool | str = False):
 @pytest.mark.parametrize("rule", [True, "agree"])
 @pytest.mark.parametrize("engine", ["forward", "unroll"])
 @pytest.mark.parametrize("opt_name", ["momentum", "adam"])
-def test_engine_returns_the_validation_gradient_projected_off_the_training_one(
+def test_engine_applies_the_rule_to_the_validation_and_training_gradients(
     engine, opt_name, rule, float64
 ):
-    """The engine's keep_fit gradient is project_conflict of the two plain ones, each
+    """The engine's keep_fit gradient is the rule (``kept``) applied to the two plain ones, each
     computed by the same engine, in the same state, with keep_fit off (the training one:
     x as validation), along a keep_fit run."""
     data = batches((6,), n=12, seed=2)
@@ -84,7 +84,7 @@ def test_engine_returns_the_validation_gradient_projected_off_the_training_one(
         else:
             assert same(got, validation)
         opt.step(x, y, xv, yv)
-    assert conflicts > 0  # the projection was exercised, not only the agreeing branch
+    assert conflicts > 0  # the rule acted, not only the agreeing branch
 
 
 @pytest.mark.parametrize("opt_name", ["momentum", "adam"])
