@@ -103,15 +103,21 @@ def test_keep_fit_with_a_learned_step_length_projects_both(float64):
     """With learn_lr, dL/da is part of the projected vector: the engines still agree."""
     data = batches((6,), n=6, seed=4)
     grads = {}
-    for engine in ("forward", "unroll"):
+    for engine, keep_fit in (("forward", True), ("unroll", True), ("forward", False)):
         model = make_model("mlp")
         base = torch.optim.SGD(model.parameters(), lr=0.1)
         opt = adaloss.MetaLossOptimizer(
-            model, base, adaloss.Classification(3), hypergrad=engine, keep_fit=True, learn_lr=True
-        )
+            model, base, adaloss.Classification(3), hypergrad=engine, keep_fit=keep_fit,
+            learn_lr=True,
+        )  # fmt: skip
         opt.step(*data[0], *data[1])
-        grads[engine] = torch.cat([g.flatten() for g in opt.meta_gradient(*data[2], *data[3])])
-    torch.testing.assert_close(grads["forward"], grads["unroll"], rtol=1e-8, atol=1e-12)
+        grads[engine, keep_fit] = torch.cat(
+            [g.flatten() for g in opt.meta_gradient(*data[2], *data[3])]
+        )
+    kept_forward = grads["forward", True]
+    torch.testing.assert_close(kept_forward, grads["unroll", True], rtol=1e-8, atol=1e-12)
+    # these batches conflict: the projection moved dL/da too (its last entry)
+    assert abs(float(kept_forward[-1] - grads["forward", False][-1])) > 1e-3
 
 
 def test_refusals():
