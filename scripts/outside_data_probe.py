@@ -42,6 +42,9 @@ which any choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 a
   (``adaloss.keepfit``).
 - *keep-agree* (only with ``--methods``): the default with ``keep_fit="agree"``, a conflicting
   meta-gradient dropped whole.
+- *monotone* (only with ``--methods``): on a regression, the default with
+  ``loss=MonotoneLossNetwork()``, whose slope has the sign of the error for every ϕ; on a
+  classification, the default itself.
 
 ``--selection`` carves a fixed 15 % of the training part out as a selection split that no
 training or meta step sees (so every method trains on fewer examples than without it) and
@@ -73,7 +76,7 @@ import adaloss
 METHODS = (
     "plain", "default", "hand-over", "guard1", "frozen", "hand-over-val", "step", "eta1e-4",
     "hand-over-auto", "unchecked", "hand-over-share", "learn-lr",
-    "learn-longer", "learn-longer-h200", "keep-fit", "keep-agree",
+    "learn-longer", "learn-longer-h200", "keep-fit", "keep-agree", "monotone",
 )  # fmt: skip
 
 
@@ -189,6 +192,8 @@ def train(
             "keep-agree": {"keep_fit": "agree"},
         }
         options = options.get(method, {})
+        if method == "monotone" and isinstance(task, adaloss.Regression):
+            options = {"loss": adaloss.MonotoneLossNetwork()}
         opt = adaloss.MetaLossOptimizer(model, optimizer, task, **options)
         opt.initialize(train_loader)
         for _ in range(epochs):

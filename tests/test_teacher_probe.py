@@ -29,3 +29,12 @@ def test_each_method_is_paired_with_plain_training():
     plain, method = done.stdout.splitlines()
     assert "selection error" in plain and " std " in plain
     assert "default-eta1e-4" in method and " vs plain " in method and "/" in method
+
+
+def test_the_monotone_column_changes_the_loss_on_regression_only():
+    sgd = {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9}
+    monotone = teacher_probe.CONFIGS["monotone"]
+    for task, changed in (("classification", False), ("regression", True)):
+        default, _ = teacher_probe.run({}, 3, 0, dict(sgd), task, "selection")
+        other, _ = teacher_probe.run(monotone, 3, 0, dict(sgd), task, "selection")
+        assert (other != default) == changed, task
