@@ -442,9 +442,5 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         return (
             f"MetaLossOptimizer(base={type(self.base_optimizer).__name__}, task={self.task!r}, "
             f"loss={type(self.loss).__name__}, hypergrad={self.hypergrad!r}, "
-            f"meta_every={self.meta_every}, online={self.online}, recipe={self.recipe.name!r}, "
-            f"guard={self.recipe.guard}, patience={self.recipe.patience}, "
-            f"after_stop={self.recipe.after_stop!r}, handover={self.recipe.handover}, "
-            f"check_every={self.recipe.check_every}"
-            + (f", learn_lr={self.recipe.learn_lr!r})" if self.recipe.learn_lr else ")")
+            f"meta_every={self.meta_every}, online={self.online}, {self.recipe.describe()})"
         )

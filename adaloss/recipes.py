@@ -104,6 +104,15 @@ class Recipe:
         if self.after_stop not in AFTER_STOP:
             raise ValueError(f"after_stop must be one of {AFTER_STOP}, got {self.after_stop!r}")
 
+    def describe(self) -> str:
+        """``repr``'s part: the name and the settings every recipe sets, then each option
+        that is on (every named recipe has them off, so they show only when passed)."""
+        shown = ["name", "guard", "patience", "after_stop", "handover", "check_every"]
+        shown += [
+            k for k in ("check_share", "learn_lr", "lr_horizon", "keep_fit") if getattr(self, k)
+        ]
+        return ", ".join(f"{'recipe' if k == 'name' else k}={getattr(self, k)!r}" for k in shown)
+
 
 RECIPES = {
     "default": Recipe(

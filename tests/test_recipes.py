@@ -93,6 +93,21 @@ def test_optimizer_takes_the_recipe_and_overrides(float64):
                                       adaloss.Classification(3), guard=bad)  # fmt: skip
 
 
+def test_repr_names_the_recipe_and_each_option_that_is_on():
+    model = make_model("mlp")
+
+    def shown(**options) -> str:
+        return repr(adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                                              adaloss.Classification(3), **options))  # fmt: skip
+
+    plain = shown()
+    assert "recipe='default', guard=2.0, patience=None" in plain and "handover=5" in plain
+    assert not any(k in plain for k in ("keep_fit", "learn_lr", "check_share", "lr_horizon"))
+    assert shown(keep_fit="agree").endswith("check_every=200, keep_fit='agree')")
+    both = shown(learn_lr="longer", keep_fit=True, check_share=0.5)
+    assert both.endswith("check_share=0.5, learn_lr='longer', keep_fit=True)")
+
+
 @pytest.mark.parametrize("representation", ["network", "anchored", "monotone"])
 @pytest.mark.parametrize("kind", list(TASKS))
 def test_warm_start_matches_the_task_loss_gradient_on_a_grid(kind, representation):
