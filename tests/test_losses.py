@@ -601,9 +601,9 @@ def test_anchored_loss_network_is_stationary_at_the_target():
         pred = target.clone().requires_grad_()
         value = loss(pred, target)
         (slope,) = torch.autograd.grad(value, pred)
-        assert abs(float(value)) < 1e-12 and float(slope.abs().max()) < 1e-12
+        assert abs(float(value.detach())) < 1e-12 and float(slope.abs().max()) < 1e-12
         away = loss(target + 0.3, target)
-        assert abs(float(away)) > 1e-8  # not trivially zero elsewhere
+        assert abs(float(away.detach())) > 1e-8  # not trivially zero elsewhere
         grads = torch.autograd.grad(away, list(loss.parameters()), allow_unused=True)
         assert any(g is not None and float(g.abs().max()) > 0 for g in grads)
     with torch.no_grad():  # evaluation without autograd still works and keeps no graph
