@@ -45,6 +45,8 @@ which any choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 a
 - *monotone* (only with ``--methods``): on a regression, the default with
   ``loss=MonotoneLossNetwork()``, whose slope has the sign of the error for every ϕ; on a
   classification, the default itself.
+- *monotone-share* (only with ``--methods``): on a regression, *monotone* with
+  ``check_share=0.5``; on a classification, the default itself.
 
 ``--selection`` carves a fixed 15 % of the training part out as a selection split that no
 training or meta step sees (so every method trains on fewer examples than without it) and
@@ -77,6 +79,7 @@ METHODS = (
     "plain", "default", "hand-over", "guard1", "frozen", "hand-over-val", "step", "eta1e-4",
     "hand-over-auto", "unchecked", "hand-over-share", "learn-lr",
     "learn-longer", "learn-longer-h200", "keep-fit", "keep-agree", "monotone",
+    "monotone-share",
 )  # fmt: skip
 
 
@@ -192,8 +195,10 @@ def train(
             "keep-agree": {"keep_fit": "agree"},
         }
         options = options.get(method, {})
-        if method == "monotone" and isinstance(task, adaloss.Regression):
+        if method in ("monotone", "monotone-share") and isinstance(task, adaloss.Regression):
             options = {"loss": adaloss.MonotoneLossNetwork()}
+            if method == "monotone-share":
+                options["check_share"] = 0.5
         opt = adaloss.MetaLossOptimizer(model, optimizer, task, **options)
         opt.initialize(train_loader)
         for _ in range(epochs):

@@ -52,6 +52,8 @@ CONFIGS = {
     "keep-fit": {"keep_fit": True},  # ϕ's meta-gradient kept from raising the training loss
     "keep-agree": {"keep_fit": "agree"},  # ϕ steps only where the two meta-gradients agree
     "monotone": {"loss": "monotone"},  # on regression, a loss whose slope has the error's sign
+    # on regression, that loss with half the validation examples kept for the checks
+    "monotone-share": {"loss": "monotone", "check_share": 0.5},
 }
 
 
@@ -94,9 +96,9 @@ def run(
         base = torch.optim.Adam(model.parameters(), lr=base_options["lr"])
     else:
         base = torch.optim.SGD(model.parameters(), **base_options)
-    if options is not None and options.get("loss") == "monotone":  # a fresh one per run
-        regression = isinstance(task, adaloss.Regression)
-        options = {**options, "loss": adaloss.MonotoneLossNetwork() if regression else None}
+    if options is not None and options.get("loss") == "monotone":  # regression only
+        regression = isinstance(task, adaloss.Regression)  # a classification runs the default
+        options = {**options, "loss": adaloss.MonotoneLossNetwork()} if regression else {}
     opt = None if options is None else adaloss.MetaLossOptimizer(model, base, task, **options)
     (xt, yt), (xv, yv), (xs, ys) = (data(n, split) for split, n in enumerate(sizes))
     if read == "selection":
