@@ -387,10 +387,10 @@ def test_guard_saves_a_run_that_a_steep_loss_breaks(guard, float64):
     opt = paper_optimizer(model, torch.optim.SGD(model.parameters(), lr=1.0),
                           adaloss.Classification(3), loss=_steep_loss().double(),
                           meta_lr=0.0, guard=guard)  # fmt: skip
-    start = float(F.cross_entropy(model(x), y))
+    start = float(F.cross_entropy(model(x), y).detach())
     for _ in range(30):
         result = opt.step(x, y, x, y)
-    end = float(F.cross_entropy(model(x), y))
+    end = float(F.cross_entropy(model(x), y).detach())
     if guard:
         assert opt.guarded_steps == 30 and float(result.loss_scale) < 0.01
         assert float(result.task_weight) == 0.0  # steep, not wrong-way: scaling suffices
