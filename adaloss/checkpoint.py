@@ -48,7 +48,9 @@ def check_state_dict(
             " (learn_lr adds one scalar meta-parameter after ϕ's: was it saved with the other "
             "learn_lr?)"
             if [*got, ()] == expected or got == [*expected, ()]
-            else ""
+            else " (was it saved with another learned loss? On a Regression the default recipe "
+            "builds MonotoneLossNetwork, before session 28 LossNetwork: pass the one it was "
+            "saved with as loss=)"
         )
         raise ValueError(
             f"state_dict's meta-parameters do not match: expected shapes {expected}, got {got}"

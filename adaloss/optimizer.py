@@ -20,12 +20,11 @@ from adaloss.handing_over import HandsOver
 from adaloss.handover import HandoverWatch, ValidationWindow, check_saved_handover
 from adaloss.holdout import ContentSplit
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, unroll
-from adaloss.losses import LossNetwork
 from adaloss.modelcalls import is_compiled
 from adaloss.objective import Objective, task_only
 from adaloss.online import ENGINES, OnlineMetaOptimizer
 from adaloss.patience import MetaPatience
-from adaloss.recipes import Recipe, with_arguments
+from adaloss.recipes import LOSSES, Recipe, for_task, get_recipe, with_arguments
 from adaloss.steplength import LearnedStepLength
 from adaloss.steptrace import StepLengthTrace, check_saved_trace
 from adaloss.tasks import Regression, Task
@@ -43,10 +42,13 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             parameters; it stays authoritative (schedulers, its state_dict).
         task: ``Classification(C)``, ``BinaryClassification()`` or ``Regression(n)``.
         loss: the learned loss, any module ``(pred, target) -> scalar`` on the task's
-            mapped (B, C) tensors; default ``LossNetwork()`` on the model's device/dtype.
+            mapped (B, C) tensors; default: the recipe's, on the model's device/dtype (the
+            default recipe's: ``LossNetwork()``, on a ``Regression`` ``MonotoneLossNetwork()``).
         recipe: ``"default"`` (task-loss warm start, η = 1e-3, the guard on, the momentum
-            horizon, the hand-over judged on the validation batches; chosen on held-out
-            data, see BENCHMARKS.md), ``"unchecked"`` (the default without the hand-over:
+            horizon, the hand-over judged on the validation batches; on a ``Regression``
+            given neither ``loss`` nor ``check_share``, ``MonotoneLossNetwork`` with half the
+            validation examples kept for the checks; chosen on held-out data, see
+            BENCHMARKS.md), ``"unchecked"`` (the default without the hand-over:
             the default before session 20), ``"paper"`` (Algorithm 1's offline phase,
             η = 1e-5, no guard, L_T at θ_{t+1}: the paper's Appendix C), ``"step"`` (the
             unchecked default with L_T at θ_{t+1}: the default before 2026-12-05) or an
@@ -95,7 +97,8 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             chosen by their content, so each example is always on the same side — from the
             meta-objective, and judge the windows on them alone (``adaloss.holdout``; a
             step whose batch has no example left for the meta-objective does not step ϕ);
-            ``None`` takes the recipe's, ``False`` lets the checks see every example.
+            ``None`` takes the recipe's (the default's: 0.5 on a ``Regression`` without
+            ``loss``, else none), ``False`` lets the checks see every example.
         learn_lr: also learn the base step's length: every update of the base optimizer is
             multiplied by r = e^a, with a meta-learned beside ϕ by the meta-optimizer
             (``adaloss.steplength``; ``step_factor`` reads r). The optimizer's lr is never
@@ -137,7 +140,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         keep_fit: bool | str | None = None,
     ) -> None:
         self.recipe = with_arguments(
-            recipe,
+            for_task(get_recipe(recipe), task, chosen=loss is not None or check_share is not None),
             meta_lr=meta_lr,
             guard=guard,
             horizon=horizon,
@@ -162,7 +165,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             raise ValueError(f"the model is compiled: {unroll.COMPILED_MODEL}")
         if loss is None:
             reference = next(iter(model.parameters()), None)
-            loss = LossNetwork()
+            loss = LOSSES[self.recipe.loss]()
             if reference is not None:
                 loss = loss.to(device=reference.device, dtype=reference.dtype)
         self.loss = loss

@@ -8,7 +8,10 @@ horizon" and "The default with a hand-over judged on the validation batches"): t
 task-loss warm start (``adaloss.warmstart``), online adaptation at η = 1e-3, the
 gradient-scale guard at κ = 2, L_T measured where the step's momentum carries θ, and a
 plain-trained twin that the run hands over to once it has had the lower error on the
-validation batches of 5 consecutive 200-step windows. ``unchecked`` is the default
+validation batches of 5 consecutive 200-step windows; on a ``Regression`` given neither a
+loss nor ``check_share``, ``MonotoneLossNetwork`` with half the validation examples kept
+for those windows (``on_regression``, since session 28: BENCHMARKS.md, "The monotone loss
+with half the validation examples kept for the checks"). ``unchecked`` is the default
 without the twin (the default until session 20).
 In the screening (5 tasks × 3 seeds, 2,000 steps) η = 1e-3 had the lower selection error
 than η = 1e-4 on crime, Diabetes and California and tied on digits + logistic. With SGD
@@ -24,13 +27,19 @@ from dataclasses import dataclass, replace
 from adaloss.handover import check_check_every, check_handover
 from adaloss.holdout import check_check_share
 from adaloss.keepfit import check_keep_fit
+from adaloss.losses import LossNetwork, MonotoneLossNetwork
 from adaloss.patience import check_patience
 from adaloss.steplength import check_learn_lr
 from adaloss.steptrace import check_lr_horizon
+from adaloss.tasks import Regression
 
 STARTS = ("warm_start", "offline")
 AFTER_STOP = ("task_loss", "frozen")  # what trains θ once patience stops ϕ
 HORIZONS = ("step", "momentum")  # or a number H >= 1: L_T at θ_t + H·U for every parameter
+#: The learned losses a recipe builds when the user passes none, by name.
+LOSSES = {"network": LossNetwork, "monotone": MonotoneLossNetwork}
+#: The settings a recipe may set apart for regression tasks (``on_regression``).
+REGRESSION_SETTINGS = ("loss", "check_share")
 
 
 def check_horizon(horizon) -> None:
@@ -77,10 +86,22 @@ class Recipe:
     # project ϕ's meta-gradient off the directions that raise L_T on the training batch
     # (True), or drop it where it would raise it ("agree"): ``adaloss.keepfit``
     keep_fit: bool | str = False
+    # the learned loss built when the user passes none: a name of LOSSES
+    loss: str = "network"
+    # on a Regression task these settings replace the ones above, unless the user passed a
+    # loss or check_share (``for_task``): (name, value) pairs of REGRESSION_SETTINGS
+    on_regression: tuple[tuple[str, object], ...] = ()
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
             raise ValueError(f"start must be one of {STARTS}, got {self.start!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {self.loss!r}")
+        unknown = sorted({k for k, _ in self.on_regression} - set(REGRESSION_SETTINGS))
+        if unknown:
+            raise ValueError(f"on_regression sets only {REGRESSION_SETTINGS}, not {unknown}")
+        if self.on_regression:  # the regression recipe must be valid too
+            replace(self, **dict(self.on_regression), on_regression=())
         check_horizon(self.horizon)
         if self.meta_lr < 0:
             raise ValueError(f"meta_lr must be >= 0, got {self.meta_lr}")
@@ -114,6 +135,15 @@ class Recipe:
         return ", ".join(f"{'recipe' if k == 'name' else k}={getattr(self, k)!r}" for k in shown)
 
 
+def for_task(recipe: Recipe, task: object, chosen: bool = False) -> Recipe:
+    """The recipe as it runs on ``task``, with no per-task settings left: on a
+    ``Regression`` its ``on_regression`` settings replace its own, unless ``chosen`` (the
+    user passed the loss or the share): the default's pair was measured together, and
+    neither half alone passed (BENCHMARKS.md)."""
+    apply = not chosen and isinstance(task, Regression)
+    return replace(recipe, **dict(recipe.on_regression if apply else ()), on_regression=())
+
+
 RECIPES = {
     "default": Recipe(
         "default",
@@ -123,6 +153,7 @@ RECIPES = {
         horizon="momentum",
         handover=5,
         check_every=200,
+        on_regression=(("loss", "monotone"), ("check_share", 0.5)),
     ),  # fmt: skip
     "paper": Recipe("paper", start="offline", meta_lr=1e-5, guard=None),
     # The default until session 20 (2026-12-07), without the hand-over: result folders of

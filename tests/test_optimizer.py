@@ -266,6 +266,25 @@ def test_load_state_dict_rejects_another_loss_shape():
         opt.load_state_dict(other.state_dict())
 
 
+def test_a_regression_checkpoint_of_the_network_loss_names_the_loss_and_changes_nothing():
+    """A checkpoint from before session 28 (the network loss on regression) does not load
+    into today's default, says why, and loads with ``loss=LossNetwork()``."""
+    torch.manual_seed(0)
+    model = make_model("mlp")
+
+    def built(**options):
+        return adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                                         adaloss.Regression(3), **options)  # fmt: skip
+
+    saved = built(loss=adaloss.LossNetwork()).state_dict()
+    today = built()
+    before = copy.deepcopy(today.state_dict())
+    with pytest.raises(ValueError, match="saved with another learned loss"):
+        today.load_state_dict(saved)
+    assert_exactly_equal(today.state_dict(), before)
+    built(loss=adaloss.LossNetwork()).load_state_dict(saved)
+
+
 # -- bad input, nothing lost -------------------------------------------------------------
 def _bn_optimizer(engine="forward"):
     model = make_model("bn_cnn", dtype=torch.float32)

@@ -65,7 +65,10 @@ def test_presets():
     assert (paper.horizon, default.horizon) == ("step", "momentum")
     assert (default.handover, default.check_every) == (5, 200)
     unchecked = RECIPES["unchecked"]
-    assert unchecked == replace(default, name="unchecked", handover=None, check_every=None)
+    assert unchecked == replace(
+        default, name="unchecked", handover=None, check_every=None, on_regression=()
+    )
+    assert default.on_regression == (("loss", "monotone"), ("check_share", 0.5))
     assert RECIPES["step"] == replace(unchecked, name="step", horizon="step")
     assert get_recipe("paper") is paper and get_recipe(default) is default
     with pytest.raises(ValueError, match="unknown recipe 'magic'; choose from default, paper"):
@@ -78,7 +81,7 @@ def test_optimizer_takes_the_recipe_and_overrides(float64):
     model = make_model("mlp")
     opt = adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
                                     adaloss.Classification(3))  # fmt: skip
-    assert opt.recipe == RECIPES["default"]
+    assert opt.recipe == replace(RECIPES["default"], on_regression=())  # resolved for the task
     assert opt.meta_optimizer.param_groups[0]["lr"] == RECIPES["default"].meta_lr
     assert opt.guard.bound == RECIPES["default"].guard
     opt = paper_optimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
@@ -91,6 +94,42 @@ def test_optimizer_takes_the_recipe_and_overrides(float64):
         with pytest.raises(ValueError, match="guard must be a bound > 0, None or False"):
             adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
                                       adaloss.Classification(3), guard=bad)  # fmt: skip
+
+
+def test_the_default_on_regression_is_the_monotone_loss_with_half_kept_for_the_checks():
+    """The pair goes as a unit: a user who passes either half gets neither from the recipe."""
+    model = make_model("mlp")
+
+    def built(task=None, **options):
+        task = adaloss.Regression(3) if task is None else task
+        opt = adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                                        task, **options)  # fmt: skip
+        return type(opt.loss), opt.recipe.check_share, opt.split is not None
+
+    assert built() == (adaloss.MonotoneLossNetwork, 0.5, True)
+    assert built(adaloss.Classification(3)) == (adaloss.LossNetwork, None, False)
+    assert built(adaloss.BinaryClassification()) == (adaloss.LossNetwork, None, False)
+    assert built(loss=adaloss.LossNetwork()) == (adaloss.LossNetwork, None, False)
+    assert built(check_share=False) == (adaloss.LossNetwork, None, False)
+    assert built(check_share=0.25) == (adaloss.LossNetwork, 0.25, True)
+    assert built(handover=False) == (adaloss.MonotoneLossNetwork, None, False)  # no windows
+    assert built(adaloss.Classification(3), handover=False) == (adaloss.LossNetwork, None, False)
+    for name in ("unchecked", "step", "paper"):
+        assert built(recipe=name)[:2] == (adaloss.LossNetwork, None)
+    assert "check_share=0.5" in repr(
+        adaloss.MetaLossOptimizer(
+            model, torch.optim.SGD(model.parameters(), lr=0.1), adaloss.Regression(3)
+        )  # fmt: skip
+    )
+
+
+def test_a_recipe_refuses_an_unknown_loss_or_regression_setting():
+    with pytest.raises(ValueError, match=r"loss must be one of \('network', 'monotone'\)"):
+        replace(RECIPES["default"], loss="magic")
+    with pytest.raises(ValueError, match=r"on_regression sets only .* not \['guard'\]"):
+        replace(RECIPES["default"], on_regression=(("guard", 1.0),))
+    with pytest.raises(ValueError, match="check_share"):  # a share needs the recipe's windows
+        replace(RECIPES["unchecked"], on_regression=(("check_share", 0.5),))
 
 
 def test_repr_names_the_recipe_and_each_option_that_is_on():
