@@ -28,11 +28,13 @@ rows=(
     "--task digits --model adaloss_mlp"
 )
 
+# --loss network: the learned loss of the default when these ran (since session 28 the
+# default builds MonotoneLossNetwork on regression); the keys are the same as then.
 methods=(
     "--methods baseline"
-    "--methods adalfl --recipe default"
+    "--methods adalfl --recipe default --loss network"
 )
-if [ "${SECOND:-1}" = 1 ]; then methods+=("--methods adalfl --recipe default --meta-lr 1e-4"); fi
+if [ "${SECOND:-1}" = 1 ]; then methods+=("--methods adalfl --recipe default --loss network --meta-lr 1e-4"); fi
 if [ "${METALR:-0}" = 1 ]; then methods+=("--methods metalr"); fi
 
 jobs() {

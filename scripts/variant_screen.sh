@@ -17,7 +17,9 @@ seeds=${2:-3}
 workers=${WORKERS:-2}
 adaloss=${ADALOSS:-adaloss}
 out=${OUT:?a result folder for the screen}
-common="--methods adalfl --recipe default $variant --threads 1 --quiet --out $out"
+# --loss network: the learned loss of the default when these ran (since session 28 the
+# default builds MonotoneLossNetwork on regression); the keys are the same as then.
+common="--methods adalfl --recipe default --loss network $variant --threads 1 --quiet --out $out"
 
 rows=(  # the rows where the default lost first, then the rest
     "--task diabetes"

@@ -28,6 +28,11 @@ def data_dir(monkeypatch):
 
 
 TINY = ["--steps", "20", "--init-steps", "3", "--eval-every", "10", "--quiet", "--threads", "1"]
+# The default recipe's key on a regression given neither --loss nor --check-share.
+PAIR = "adalfl_default_monotone_share0.5"
+# The learned loss these tests' keys name when they test another option on a regression:
+# without it the recipe's regression pair would add _monotone and _share0.5 to each key.
+NETWORK = ["--loss", "network"]
 
 
 def test_run_table_plot_regression(tmp_path, data_dir, capsys):
@@ -36,9 +41,11 @@ def test_run_table_plot_regression(tmp_path, data_dir, capsys):
     assert main(args) == 0
     files = sorted(out.rglob("seed*.json"))
     assert len(files) == 8  # 4 methods x 2 seeds
-    # AdaLFL runs the default recipe (warm start: no offline steps, so no "_init3" in the key)
-    record = json.loads((out / "diabetes/adaloss_mlp/adalfl_default/seed0.json").read_text())
+    # AdaLFL runs the default recipe (warm start: no offline steps, so no "_init3" in the key),
+    # on a regression with its monotone loss and half the validation examples kept for checks
+    record = json.loads((out / f"diabetes/adaloss_mlp/{PAIR}/seed0.json").read_text())
     assert record["config"]["recipe"] == "default"
+    assert (record["config"]["loss"], record["config"]["check_share"]) == ("monotone", 0.5)
     assert record["curve"]["step"] == [0, 10, 20]
     assert len(record["curve"]["selection_error"]) == 3
     assert record["final"]["selection_error"] == record["curve"]["selection_error"][-1]
@@ -76,7 +83,7 @@ def test_run_table_plot_regression(tmp_path, data_dir, capsys):
     pngs = sorted((tmp_path / "fig").glob("*.png"))
     assert {p.name for p in pngs} == {
         "curves_diabetes_adaloss_mlp.png",
-        "loss_diabetes_adaloss_mlp_adalfl_default.png",
+        f"loss_diabetes_adaloss_mlp_{PAIR}.png",
     }
 
 
@@ -126,7 +133,7 @@ def test_run_passes_the_horizon_to_the_optimizer(data_dir):
 def test_run_meta_anchor_files_the_variant_under_its_own_key(tmp_path, data_dir):
     out = tmp_path / "runs"
     args = ["run", "--task", "diabetes", "--methods", "adalfl", "--meta-anchor", "1", "--seeds",
-            "1", "--out", str(out), *TINY]  # fmt: skip
+            "1", "--out", str(out), *NETWORK, *TINY]  # fmt: skip
     assert main(args) == 0
     record = json.loads(
         (out / "diabetes/adaloss_mlp/adalfl_default_anchor1/seed0.json").read_text()
@@ -138,7 +145,7 @@ def test_run_meta_anchor_files_the_variant_under_its_own_key(tmp_path, data_dir)
 def test_run_patience_files_its_key_and_records_when_it_stopped(tmp_path, data_dir):
     out = tmp_path / "runs"
     args = ["run", "--task", "diabetes", "--methods", "adalfl,baseline", "--patience", "2",
-            "--seeds", "1", "--out", str(out), *TINY]  # fmt: skip
+            "--seeds", "1", "--out", str(out), *NETWORK, *TINY]  # fmt: skip
     assert main(args) == 0
     record = json.loads(
         (out / "diabetes/adaloss_mlp/adalfl_default_patience2/seed0.json").read_text()
@@ -178,7 +185,7 @@ def test_a_check_split_is_recorded_beside_the_others_under_a_key_of_its_own(tmp_
     args = ["run", "--task", "diabetes", "--methods", "baseline,adalfl", "--recipe", "default",
             "--check-fraction", "0.5", "--seeds", "1", "--out", str(out), *TINY]  # fmt: skip
     assert main(args) == 0
-    for key in ("baseline_check0.5", "adalfl_default_check0.5"):
+    for key in ("baseline_check0.5", f"{PAIR}_check0.5"):
         record = json.loads((out / f"diabetes/adaloss_mlp/{key}/seed0.json").read_text())
         curve = record["curve"]
         assert len(curve["check_error"]) == len(curve["step"]) == len(curve["check_loss"])
@@ -228,7 +235,8 @@ def test_check_every_hands_over_inside_the_run_with_no_check_split(tmp_path, dat
     common = ["run", "--task", "diabetes", "--recipe", "default", "--seeds", "1",
               "--out", str(out), "--steps", "40", "--eval-every", "4"]  # fmt: skip
     assert main([*common, "--methods", "baseline"]) == 0
-    assert main([*common, "--methods", "adalfl", "--handover", "1", "--check-every", "5"]) == 0
+    handover = ["--methods", "adalfl", "--handover", "1", "--check-every", "5", *NETWORK]
+    assert main([*common, *handover]) == 0
     rows = out / "diabetes/adaloss_mlp"
     base = json.loads((rows / "baseline/seed0.json").read_text())
     run = json.loads((rows / "adalfl_default_handover1_every5/seed0.json").read_text())
@@ -244,7 +252,7 @@ def test_check_share_keeps_examples_from_the_meta_objective_under_its_own_key(tm
     out = tmp_path / "runs"
     common = ["run", "--task", "diabetes", "--recipe", "default", "--seeds", "1",
               "--out", str(out), "--steps", "12", "--eval-every", "4",
-              "--methods", "adalfl"]  # fmt: skip
+              "--methods", "adalfl", *NETWORK]  # fmt: skip
     assert main([*common, "--check-share", "0.5"]) == 0
     assert main(common) == 0
     rows = out / "diabetes/adaloss_mlp"
@@ -258,7 +266,7 @@ def test_check_share_keeps_examples_from_the_meta_objective_under_its_own_key(tm
 def test_learn_lr_and_learn_lr_longer_run_under_their_own_keys(tmp_path, data_dir, capsys):
     out = tmp_path / "runs"
     common = ["run", "--task", "diabetes", "--seeds", "1", "--out", str(out), "--steps", "12",
-              "--eval-every", "4", "--methods", "adalfl", "--learn-lr"]  # fmt: skip
+              "--eval-every", "4", "--methods", "adalfl", *NETWORK, "--learn-lr"]  # fmt: skip
     assert main(common) == 0
     assert main([*common, "longer"]) == 0
     assert main([*common, "longer", "--lr-horizon", "inf"]) == 0
@@ -276,7 +284,7 @@ def test_learn_lr_and_learn_lr_longer_run_under_their_own_keys(tmp_path, data_di
 def test_keep_fit_runs_under_its_own_keys(tmp_path, data_dir, capsys):
     out = tmp_path / "runs"
     common = ["run", "--task", "diabetes", "--seeds", "1", "--out", str(out), "--steps", "12",
-              "--eval-every", "4", "--methods", "adalfl"]  # fmt: skip
+              "--eval-every", "4", "--methods", "adalfl", *NETWORK]  # fmt: skip
     assert main([*common, "--keep-fit"]) == 0
     assert main([*common, "--keep-fit", "agree"]) == 0
     assert main([*common, "--keep-fit", "off"]) == 0  # the recipe's value: the default's key
@@ -303,7 +311,7 @@ def test_save_states_keeps_the_final_model_and_loss_beside_the_record(tmp_path, 
     args = ["run", "--task", "diabetes", "--methods", "baseline,adalfl", "--seeds", "1",
             "--save-states", "--out", str(out), *TINY]  # fmt: skip
     assert main(args) == 0
-    for key in ("baseline", "adalfl_default"):
+    for key in ("baseline", PAIR):
         folder = out / "diabetes/adaloss_mlp" / key
         record = json.loads((folder / "seed0.json").read_text())
         states = torch.load(folder / "seed0.pt")
@@ -328,3 +336,26 @@ def test_a_finished_run_prints_its_selection_error_not_its_test_error(tmp_path, 
     line = capsys.readouterr().out
     assert f"selection mse {record['final']['selection_error']:.4f}" in line
     assert "test" not in line.replace(str(tmp_path), "")
+
+
+def test_a_regression_run_given_neither_loss_nor_share_takes_the_recipes_pair_under_its_key():
+    """The resolved pair is written into the config, so its key is the one the same run
+    passed by hand was filed under (results/default-confirm's
+    ``adalfl_default_monotone_share0.5``), and ``--loss network`` reaches the old default."""
+    import argparse
+
+    from adaloss.bench.config import add_run_arguments, configs_from_args
+
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+
+    def keys(*options: str) -> list[str]:
+        args = parser.parse_args(["--methods", "ml3,adalfl", "--seeds", "1", *options])
+        return [c.key for c in configs_from_args(args)]
+
+    assert keys("--task", "diabetes") == ["ml3", "adalfl_default_monotone_share0.5"]
+    assert keys("--task", "diabetes", "--loss", "network") == ["ml3", "adalfl_default"]
+    assert keys("--task", "diabetes", "--check-share", "0") == ["ml3", "adalfl_default"]
+    assert keys("--task", "crime", "--handover", "0")[1] == "adalfl_default_monotone_nohandover"
+    assert keys("--task", "digits", "--model", "adaloss_mlp")[1] == "adalfl_default"
+    assert keys("--task", "diabetes", "--recipe", "paper")[1] == "adalfl"

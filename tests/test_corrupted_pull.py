@@ -30,7 +30,7 @@ def test_a_fresh_warm_start_weighs_corrupted_examples_as_the_task_loss(tmp_path)
             "--seeds", "1", "--steps", "2", "--quiet", "--threads", "1", "--save-states",
             "--out", str(out)]  # fmt: skip
     assert adaloss(args) == 0
-    header, rows = pull_rows(out, "adalfl_default")
+    header, rows = pull_rows(out, "adalfl_default_monotone_share0.5")  # the default on regression
     assert [row[:3] for row in rows] == [["diabetes-noise0.3", "adaloss_mlp", "1"]]
     corrupted, share_t, share_m, weight = (float(v) for v in rows[0][3:])
     assert corrupted == pytest.approx(0.3, abs=0.01)

@@ -16,8 +16,8 @@ import adaloss.hypergrad.forward as forward  # noqa: E402
 def test_prints_one_line_per_block(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(forward, "kept", forward.kept)  # the script's wrapper is undone after
     argv = ["keepfit_conflicts.py", "--block", "4", "--", "run", "--task", "diabetes",
-            "--methods", "adalfl", "--keep-fit", "--seeds", "1", "--steps", "8",
-            "--eval-every", "4", "--out", str(tmp_path)]  # fmt: skip
+            "--methods", "adalfl", "--loss", "network", "--keep-fit", "--seeds", "1",
+            "--steps", "8", "--eval-every", "4", "--out", str(tmp_path)]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as stop:
         keepfit_conflicts.run()
@@ -38,8 +38,8 @@ def test_watch_counts_along_the_default_run(tmp_path, monkeypatch, capsys):
     from adaloss.bench.cli import main
 
     monkeypatch.setattr(forward, "kept", forward.kept)
-    common = ["run", "--task", "diabetes", "--methods", "adalfl", "--seeds", "1", "--steps",
-              "40", "--eval-every", "20", "--threads", "1", "--quiet"]  # fmt: skip
+    common = ["run", "--task", "diabetes", "--methods", "adalfl", "--loss", "network", "--seeds",
+              "1", "--steps", "40", "--eval-every", "20", "--threads", "1", "--quiet"]  # fmt: skip
     assert main([*common, "--out", str(tmp_path / "default")]) == 0
     argv = ["keepfit_conflicts.py", "--watch", "--block", "40", "--", *common, "--keep-fit",
             "--out", str(tmp_path / "watched")]  # fmt: skip

@@ -17,7 +17,8 @@ from pathlib import Path
 import adaloss
 from adaloss.bench import results
 from adaloss.bench.names import METHODS, default_label
-from adaloss.recipes import AFTER_STOP, RECIPES, Recipe, get_recipe
+from adaloss.recipes import AFTER_STOP, RECIPES, Recipe, for_task, get_recipe, with_arguments
+from adaloss.recipes import LOSSES as RECIPE_LOSSES
 
 PAPER_MODELS = {
     "diabetes": ["adaloss_mlp"],
@@ -39,10 +40,9 @@ REGRESSION_TASKS = ("diabetes", "crime", "california")
 AUGMENTED_TASKS = ("cifar10", "cifar100", "svhn")
 #: The learned losses a run can use, by the name ``--loss`` takes.
 LOSSES = {
-    "network": adaloss.LossNetwork,
+    **RECIPE_LOSSES,  # "network", "monotone": what a recipe can build by itself
     "network8": lambda: adaloss.LossNetwork(hidden=(8,)),  # one hidden layer of 8: 33 parameters
     "anchored": lambda: adaloss.LossNetwork(anchored=True),
-    "monotone": adaloss.MonotoneLossNetwork,
     "ml3": adaloss.ML3Network,
     "taylor2": lambda: adaloss.TaylorLoss(2),
     "taylor3": lambda: adaloss.TaylorLoss(3),
@@ -222,7 +222,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--momentum", type=float, default=None)
     parser.add_argument("--weight-decay", type=float, default=None)
-    parser.add_argument("--loss", choices=LOSSES, default="network")
+    parser.add_argument("--loss", choices=LOSSES, default=None,
+                        help="the learned loss (default: the recipe's; ML3: network)")  # fmt: skip
     parser.add_argument("--meta-objective", choices=("validation", "training"),
                         default="validation")  # fmt: skip
     parser.add_argument("--meta-lr", type=float, default=None,
@@ -333,6 +334,22 @@ def _keep_fit(text: str) -> bool | str:
     return False if text == "off" else text
 
 
+def recipe_choices(args: argparse.Namespace, method: str) -> dict:
+    """``--loss`` and ``--check-share`` as the run uses them: given neither, an AdaLFL run on a
+    regression task takes its recipe's regression settings (``adaloss.recipes.for_task``),
+    written out, so the result's key names them as if they had been passed."""
+    if method != "adalfl" or args.loss is not None or args.check_share is not None:
+        return {"loss": args.loss or "network", "check_share": args.check_share}
+    regression = args.task in REGRESSION_TASKS
+    recipe = for_task(get_recipe(args.recipe), adaloss.Regression(1) if regression else None)
+    windows = with_arguments(
+        recipe,
+        handover=None if args.handover is None else (args.handover or False),
+        check_every=None if args.check_every is None else (args.check_every or False),
+    )
+    return {"loss": recipe.loss, "check_share": windows.check_share}
+
+
 def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     """One RunConfig per (seed, model, method) that ``adaloss run``'s options ask for."""
     augmented = args.task in AUGMENTED_TASKS
@@ -354,8 +371,8 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     shared = {
         name: getattr(args, name)
         for name in (
-            "batch_size", "loss", "meta_objective", "meta_lr", "recipe", "guard", "horizon",
-            "meta_anchor", "patience", "after_stop", "handover", "check_every", "check_share",
+            "batch_size", "meta_objective", "meta_lr", "recipe", "guard", "horizon",
+            "meta_anchor", "patience", "after_stop", "handover", "check_every",
             "learn_lr", "lr_horizon", "keep_fit", "init_steps",
             "init_meta_lr",
             "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",
@@ -371,6 +388,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
             nesterov=augmented,
             **shared,
             **defaults,
+            **recipe_choices(args, method),
         )  # fmt: skip
         for seed in range(args.first_seed, args.first_seed + args.seeds)
         for model in models
