@@ -13,7 +13,8 @@ which any choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 a
 
 - *plain*: ``loss.backward(); optimizer.step()`` on the task loss;
 - *default*: ``MetaLossOptimizer(model, optimizer, task)``, ``initialize()``, ``step(x, y,
-  x_val, y_val)`` — the quick start with every default;
+  x_val, y_val)`` — the quick start with every default (on a regression, since session 28,
+  the monotone loss with ``check_share=0.5``: *monotone-share*; before it, *network*);
 - *hand-over*: the same with ``handover=5``, half of the validation split held out as the
   check split (``check`` after every epoch) — the README's safest configuration measured;
 - *guard1* (only with ``--methods``): the defaults with ``guard=1``, the learned loss never
@@ -47,6 +48,12 @@ which any choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 a
   classification, the default itself.
 - *monotone-share* (only with ``--methods``): on a regression, *monotone* with
   ``check_share=0.5``; on a classification, the default itself.
+- *network* (only with ``--methods``): the default with ``loss=LossNetwork()``: on a
+  regression the default before session 28, on a classification the default itself.
+
+Every column but *default* names its learned loss on a regression (``LossNetwork`` unless
+it says otherwise), so a command run before session 28 still runs what it measured — except
+its *default* column, which is now *monotone-share* there.
 
 ``--selection`` carves a fixed 15 % of the training part out as a selection split that no
 training or meta step sees (so every method trains on fewer examples than without it) and
@@ -74,12 +81,13 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import adaloss
+from adaloss.recipes import LOSSES
 
 METHODS = (
     "plain", "default", "hand-over", "guard1", "frozen", "hand-over-val", "step", "eta1e-4",
     "hand-over-auto", "unchecked", "hand-over-share", "learn-lr",
     "learn-longer", "learn-longer-h200", "keep-fit", "keep-agree", "monotone",
-    "monotone-share",
+    "monotone-share", "network",
 )  # fmt: skip
 
 
@@ -195,8 +203,11 @@ def train(
             "keep-agree": {"keep_fit": "agree"},
         }
         options = options.get(method, {})
-        if method in ("monotone", "monotone-share") and isinstance(task, adaloss.Regression):
-            options = {"loss": adaloss.MonotoneLossNetwork()}
+        if isinstance(task, adaloss.Regression) and method != "default":
+            # every other column was measured when the default built LossNetwork on
+            # regression too (before session 28): it names that loss, or the monotone one
+            monotone = method in ("monotone", "monotone-share")
+            options = {**options, "loss": (LOSSES["monotone" if monotone else "network"])()}
             if method == "monotone-share":
                 options["check_share"] = 0.5
         opt = adaloss.MetaLossOptimizer(model, optimizer, task, **options)

@@ -29,3 +29,17 @@ def test_the_script_runs_the_three_methods_end_to_end():
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith(("| iris", "| linnerud"))]
     assert len(rows) == 2 and all(row.count("|") == 7 for row in rows)
+
+
+def test_on_regression_the_default_is_monotone_share_and_network_the_default_before_it():
+    """Every column but *default* names its loss on a regression, so commands run before
+    session 28 still run what they measured; on a classification both are the default."""
+    from outside_data_probe import train
+
+    def ends(name: str) -> list[float]:
+        return [train(name, 0, m, 0.01, 1) for m in ("default", "monotone-share", "network")]
+
+    default, pair, network = ends("linnerud")
+    assert default == pair and network != default
+    default, pair, network = ends("iris")
+    assert default == pair == network
