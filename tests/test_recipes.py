@@ -123,6 +123,27 @@ def test_the_default_on_regression_is_the_monotone_loss_with_half_kept_for_the_c
     )
 
 
+def test_the_regression_default_is_the_pair_passed_by_hand_bit_for_bit(float64):
+    """Given nothing, a Regression run is the run with the monotone loss and the share
+    passed explicitly: the same ϕ_0, the same split, the same steps."""
+    ends = []
+    for options in ({}, {"loss": "monotone", "check_share": 0.5}):
+        torch.manual_seed(0)
+        model = make_model("mlp")
+        if options:
+            options = {**options, "loss": adaloss.MonotoneLossNetwork()}
+        opt = adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                                        adaloss.Regression(3), **options)  # fmt: skip
+        g = torch.Generator().manual_seed(1)
+        for _ in range(4):
+            x, xv = torch.randn(2, 8, 6, generator=g)  # float64: the fixture's default dtype
+            y, yv = torch.rand(2, 8, 3, generator=g)
+            opt.step(x, y, xv, yv)
+        learned = [*model.parameters(), *opt.loss.parameters()]
+        ends.append(torch.cat([p.detach().flatten() for p in learned]))
+    assert torch.equal(ends[0], ends[1])
+
+
 def test_a_recipe_refuses_an_unknown_loss_or_regression_setting():
     with pytest.raises(ValueError, match=r"loss must be one of \('network', 'monotone'\)"):
         replace(RECIPES["default"], loss="magic")
