@@ -24,7 +24,7 @@ from adaloss.modelcalls import is_compiled
 from adaloss.objective import Objective, task_only
 from adaloss.online import ENGINES, OnlineMetaOptimizer
 from adaloss.patience import MetaPatience
-from adaloss.recipes import LOSSES, Recipe, for_task, get_recipe, with_arguments
+from adaloss.recipes import LOSSES, Recipe, for_task, get_recipe, passed_settings, with_arguments
 from adaloss.steplength import LearnedStepLength
 from adaloss.steptrace import StepLengthTrace, check_saved_trace
 from adaloss.tasks import Regression, Task
@@ -42,18 +42,18 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             parameters; it stays authoritative (schedulers, its state_dict).
         task: ``Classification(C)``, ``BinaryClassification()`` or ``Regression(n)``.
         loss: the learned loss, any module ``(pred, target) -> scalar`` on the task's
-            mapped (B, C) tensors; default: the recipe's, on the model's device/dtype (the
-            default recipe's: ``LossNetwork()``, on a ``Regression`` ``MonotoneLossNetwork()``).
+            mapped (B, C) tensors; default: the recipe's (``LossNetwork()``, see ``recipe``)
+            on the model's device/dtype.
         recipe: ``"default"`` (task-loss warm start, η = 1e-3, the guard on, the momentum
-            horizon, the hand-over judged on the validation batches; on a ``Regression``
-            given neither ``loss`` nor ``check_share``, ``MonotoneLossNetwork`` with half the
-            validation examples kept for the checks; chosen on held-out data, see
-            BENCHMARKS.md), ``"unchecked"`` (the default without the hand-over:
-            the default before session 20), ``"paper"`` (Algorithm 1's offline phase,
-            η = 1e-5, no guard, L_T at θ_{t+1}: the paper's Appendix C), ``"step"`` (the
-            unchecked default with L_T at θ_{t+1}: the default before 2026-12-05) or an
-            ``adaloss.recipes.Recipe``.
-        meta_optimizer: default ``torch.optim.Adam(loss.parameters(), lr=meta_lr)``.
+            horizon, the hand-over judged on the validation batches; per task kind, unless
+            the user sets one of them: on a ``Regression`` ``MonotoneLossNetwork`` with
+            ``check_share=0.5``, on a classification ``learn_lr=True``; chosen on held-out
+            data, BENCHMARKS.md), ``"unchecked"`` (the default without the hand-over: the
+            default before session 20), ``"paper"`` (Algorithm 1's offline phase, η = 1e-5,
+            no guard, L_T at θ_{t+1}: the paper's Appendix C), ``"step"`` (the unchecked
+            default with L_T at θ_{t+1}) or an ``adaloss.recipes.Recipe``.
+        meta_optimizer: default ``torch.optim.Adam(loss.parameters(), lr=meta_lr)``; one of
+            your own turns the recipe's ``learn_lr`` off (it cannot hold the step length).
         meta_lr: online meta learning rate η; ``None`` takes the recipe's.
         guard: bound κ of the trust region ``adaloss.guard.TrustRegionGuard`` (the learned
             loss's output gradient at most κ× the task loss's, and descending it at least
@@ -97,14 +97,13 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             chosen by their content, so each example is always on the same side — from the
             meta-objective, and judge the windows on them alone (``adaloss.holdout``; a
             step whose batch has no example left for the meta-objective does not step ϕ);
-            ``None`` takes the recipe's (the default's: 0.5 on a ``Regression`` without
-            ``loss``, else none), ``False`` lets the checks see every example.
+            ``None`` takes the recipe's (see ``recipe``), ``False`` lets the checks see all.
         learn_lr: also learn the base step's length: every update of the base optimizer is
             multiplied by r = e^a, with a meta-learned beside ϕ by the meta-optimizer
             (``adaloss.steplength``; ``step_factor`` reads r). The optimizer's lr is never
             written, so a scheduler keeps working and r multiplies what it sets; after a
             hand-over (or a stop with ``after_stop="task_loss"``) steps are plain again.
-            ``"longer"`` keeps r ≥ 1. ``None`` takes the recipe's.
+            ``"longer"`` keeps r ≥ 1. ``None`` takes the recipe's (see ``recipe``).
         lr_horizon: with ``learn_lr``, a's hypergradient follows each step's length over
             about this many steps (dθ/da carried along the run, decayed by 1 − 1/K a step:
             ``adaloss.steptrace``; ``math.inf``: the whole run; the forward engine and
@@ -139,8 +138,9 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         lr_horizon: float | bool | None = None,
         keep_fit: bool | str | None = None,
     ) -> None:
+        passed = passed_settings(loss, check_share, learn_lr, meta_optimizer)
         self.recipe = with_arguments(
-            for_task(get_recipe(recipe), task, chosen=loss is not None or check_share is not None),
+            for_task(get_recipe(recipe), task, passed),
             meta_lr=meta_lr,
             guard=guard,
             horizon=horizon,
@@ -307,14 +307,15 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         self._warm_start([y])
 
     def _warm_start(self, targets: list[torch.Tensor]) -> None:
-        value_range = DEFAULT_RANGE
-        if isinstance(self.task, Regression):
-            lo, hi = self.replicas.span(*target_span(targets))  # all ranks' targets
-            if lo <= hi:
-                value_range = widen(lo, hi)
-        with torch.autocast(self.device.type, enabled=False):  # the fit runs in ϕ's dtype
-            self.warm_start_mismatch = warm_start(self.loss, self.task, value_range)
-        self.replicas.broadcast_(self.meta_params)  # the fit is deterministic; make sure
+        if any(p.requires_grad for p in self.loss.parameters()):  # else learn_lr's a alone
+            value_range = DEFAULT_RANGE
+            if isinstance(self.task, Regression):
+                lo, hi = self.replicas.span(*target_span(targets))  # all ranks' targets
+                if lo <= hi:
+                    value_range = widen(lo, hi)
+            with torch.autocast(self.device.type, enabled=False):  # the fit runs in ϕ's dtype
+                self.warm_start_mismatch = warm_start(self.loss, self.task, value_range)
+            self.replicas.broadcast_(self.meta_params)  # the fit is deterministic; make sure
         self.started = True
 
     def initialize(

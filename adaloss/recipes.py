@@ -10,9 +10,12 @@ gradient-scale guard at κ = 2, L_T measured where the step's momentum carries �
 plain-trained twin that the run hands over to once it has had the lower error on the
 validation batches of 5 consecutive 200-step windows; on a ``Regression`` given neither a
 loss nor ``check_share``, ``MonotoneLossNetwork`` with half the validation examples kept
-for those windows (``on_regression``, since session 28: BENCHMARKS.md, "The monotone loss
-with half the validation examples kept for the checks"). ``unchecked`` is the default
-without the twin (the default until session 20).
+for those windows (``on_regression``), and on a classification given neither ``learn_lr``
+nor a meta-optimizer, the learned step length (``on_classification``) — both since session
+28, each adopted by a rule written before its ten-seed runs (BENCHMARKS.md, "The monotone
+loss with half the validation examples kept for the checks" and "The learned step length on
+classification only"). ``unchecked`` is the default without the twin (the default until
+session 20).
 In the screening (5 tasks × 3 seeds, 2,000 steps) η = 1e-3 had the lower selection error
 than η = 1e-4 on crime, Diabetes and California and tied on digits + logistic. With SGD
 momentum 0.9 at 10,000 steps the momentum horizon's selection error was no higher than
@@ -22,6 +25,7 @@ are the same computation.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from adaloss.handover import check_check_every, check_handover
@@ -31,15 +35,16 @@ from adaloss.losses import LossNetwork, MonotoneLossNetwork
 from adaloss.patience import check_patience
 from adaloss.steplength import check_learn_lr
 from adaloss.steptrace import check_lr_horizon
-from adaloss.tasks import Regression
+from adaloss.tasks import BinaryClassification, Classification, Regression
 
 STARTS = ("warm_start", "offline")
 AFTER_STOP = ("task_loss", "frozen")  # what trains θ once patience stops ϕ
 HORIZONS = ("step", "momentum")  # or a number H >= 1: L_T at θ_t + H·U for every parameter
 #: The learned losses a recipe builds when the user passes none, by name.
 LOSSES = {"network": LossNetwork, "monotone": MonotoneLossNetwork}
-#: The settings a recipe may set apart for regression tasks (``on_regression``).
-REGRESSION_SETTINGS = ("loss", "check_share")
+#: The settings a recipe may set apart for one kind of task (``on_regression``,
+#: ``on_classification``).
+TASK_SETTINGS = ("loss", "check_share", "learn_lr")
 
 
 def check_horizon(horizon) -> None:
@@ -88,20 +93,24 @@ class Recipe:
     keep_fit: bool | str = False
     # the learned loss built when the user passes none: a name of LOSSES
     loss: str = "network"
-    # on a Regression task these settings replace the ones above, unless the user passed a
-    # loss or check_share (``for_task``): (name, value) pairs of REGRESSION_SETTINGS
+    # on a Regression task, or a Classification or BinaryClassification one, these settings
+    # replace the ones above unless the user passed one of them (``for_task``): (name,
+    # value) pairs of TASK_SETTINGS
     on_regression: tuple[tuple[str, object], ...] = ()
+    on_classification: tuple[tuple[str, object], ...] = ()
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
             raise ValueError(f"start must be one of {STARTS}, got {self.start!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {self.loss!r}")
-        unknown = sorted({k for k, _ in self.on_regression} - set(REGRESSION_SETTINGS))
-        if unknown:
-            raise ValueError(f"on_regression sets only {REGRESSION_SETTINGS}, not {unknown}")
-        if self.on_regression:  # the regression recipe must be valid too
-            replace(self, **dict(self.on_regression), on_regression=())
+        for kind in ("on_regression", "on_classification"):
+            settings = getattr(self, kind)
+            unknown = sorted({k for k, _ in settings} - set(TASK_SETTINGS))
+            if unknown:
+                raise ValueError(f"{kind} sets only {TASK_SETTINGS}, not {unknown}")
+            if settings:  # the recipe for that kind of task must be valid too
+                replace(self, **dict(settings), on_regression=(), on_classification=())
         check_horizon(self.horizon)
         if self.meta_lr < 0:
             raise ValueError(f"meta_lr must be >= 0, got {self.meta_lr}")
@@ -135,13 +144,28 @@ class Recipe:
         return ", ".join(f"{'recipe' if k == 'name' else k}={getattr(self, k)!r}" for k in shown)
 
 
-def for_task(recipe: Recipe, task: object, chosen: bool = False) -> Recipe:
-    """The recipe as it runs on ``task``, with no per-task settings left: on a
-    ``Regression`` its ``on_regression`` settings replace its own, unless ``chosen`` (the
-    user passed the loss or the share): the default's pair was measured together, and
-    neither half alone passed (BENCHMARKS.md)."""
-    apply = not chosen and isinstance(task, Regression)
-    return replace(recipe, **dict(recipe.on_regression if apply else ()), on_regression=())
+def passed_settings(loss=None, check_share=None, learn_lr=None, meta_optimizer=None) -> set[str]:
+    """The names of TASK_SETTINGS a user of ``MetaLossOptimizer`` set (a meta-optimizer of
+    their own cannot hold the learned step length, so it counts as setting learn_lr)."""
+    given = {"loss": loss, "check_share": check_share, "learn_lr": learn_lr}
+    passed = {name for name, value in given.items() if value is not None}
+    return passed | ({"learn_lr"} if meta_optimizer is not None else set())
+
+
+def for_task(recipe: Recipe, task: object, passed: Iterable[str] = ()) -> Recipe:
+    """The recipe as it runs on ``task``, with no per-task settings left: on a ``Regression``
+    its ``on_regression`` settings replace its own, on a ``Classification`` or
+    ``BinaryClassification`` its ``on_classification`` ones — as a unit, unless the user
+    ``passed`` any of them (names of TASK_SETTINGS): the default's regression pair was
+    measured together, and neither half alone passed (BENCHMARKS.md)."""
+    settings = ()
+    if isinstance(task, Regression):
+        settings = recipe.on_regression
+    elif isinstance(task, Classification | BinaryClassification):
+        settings = recipe.on_classification
+    if {name for name, _ in settings} & set(passed):
+        settings = ()
+    return replace(recipe, **dict(settings), on_regression=(), on_classification=())
 
 
 RECIPES = {
@@ -154,6 +178,7 @@ RECIPES = {
         handover=5,
         check_every=200,
         on_regression=(("loss", "monotone"), ("check_share", 0.5)),
+        on_classification=(("learn_lr", True),),
     ),  # fmt: skip
     "paper": Recipe("paper", start="offline", meta_lr=1e-5, guard=None),
     # The default until session 20 (2026-12-07), without the hand-over: result folders of

@@ -62,9 +62,11 @@ def test_the_watch_refuses_bad_settings_and_states():
 
 
 def _stopping_optimizer(model, patience=4, **kwargs):
+    """The default with patience, ϕ alone learned (learn_lr=False: the step length would
+    stay as it was after a frozen stop, which the reference twin below does not have)."""
     return adaloss.MetaLossOptimizer(
         model, torch.optim.SGD(model.parameters(), lr=0.1), adaloss.Classification(3),
-        patience=patience, **kwargs,
+        patience=patience, **{"learn_lr": False, **kwargs},
     )  # fmt: skip
 
 

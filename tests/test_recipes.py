@@ -66,9 +66,15 @@ def test_presets():
     assert (default.handover, default.check_every) == (5, 200)
     unchecked = RECIPES["unchecked"]
     assert unchecked == replace(
-        default, name="unchecked", handover=None, check_every=None, on_regression=()
+        default,
+        name="unchecked",
+        handover=None,
+        check_every=None,
+        on_regression=(),
+        on_classification=(),
     )
     assert default.on_regression == (("loss", "monotone"), ("check_share", 0.5))
+    assert default.on_classification == (("learn_lr", True),)
     assert RECIPES["step"] == replace(unchecked, name="step", horizon="step")
     assert get_recipe("paper") is paper and get_recipe(default) is default
     with pytest.raises(ValueError, match="unknown recipe 'magic'; choose from default, paper"):
@@ -81,7 +87,8 @@ def test_optimizer_takes_the_recipe_and_overrides(float64):
     model = make_model("mlp")
     opt = adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
                                     adaloss.Classification(3))  # fmt: skip
-    assert opt.recipe == replace(RECIPES["default"], on_regression=())  # resolved for the task
+    resolved = replace(RECIPES["default"], learn_lr=True, on_regression=(), on_classification=())
+    assert opt.recipe == resolved  # resolved for the task: a classification's learn_lr
     assert opt.meta_optimizer.param_groups[0]["lr"] == RECIPES["default"].meta_lr
     assert opt.guard.bound == RECIPES["default"].guard
     opt = paper_optimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
@@ -144,11 +151,33 @@ def test_the_regression_default_is_the_pair_passed_by_hand_bit_for_bit(float64):
     assert torch.equal(ends[0], ends[1])
 
 
+def test_the_default_on_classification_learns_the_step_length_unless_told_otherwise():
+    model = make_model("mlp")
+
+    def learns(task, **options):
+        opt = adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                                        task, **options)  # fmt: skip
+        return opt.recipe.learn_lr, opt.step_length is not None
+
+    assert learns(adaloss.Classification(3)) == (True, True)
+    assert learns(adaloss.BinaryClassification()) == (True, True)
+    assert learns(adaloss.Regression(3)) == (False, False)
+    assert learns(adaloss.Classification(3), learn_lr=False) == (False, False)
+    assert learns(adaloss.Classification(3), learn_lr="longer") == ("longer", True)
+    assert learns(adaloss.Regression(3), learn_lr=True) == (True, True)  # with the pair
+    # a meta-optimizer of one's own cannot hold the step length: the recipe's is not applied
+    loss = adaloss.LossNetwork()
+    own = torch.optim.Adam(loss.parameters())
+    assert learns(adaloss.Classification(3), loss=loss, meta_optimizer=own) == (False, False)
+
+
 def test_a_recipe_refuses_an_unknown_loss_or_regression_setting():
     with pytest.raises(ValueError, match=r"loss must be one of \('network', 'monotone'\)"):
         replace(RECIPES["default"], loss="magic")
     with pytest.raises(ValueError, match=r"on_regression sets only .* not \['guard'\]"):
         replace(RECIPES["default"], on_regression=(("guard", 1.0),))
+    with pytest.raises(ValueError, match=r"on_classification sets only .* not \['meta_lr'\]"):
+        replace(RECIPES["default"], on_classification=(("meta_lr", 1.0),))
     with pytest.raises(ValueError, match="check_share"):  # a share needs the recipe's windows
         replace(RECIPES["unchecked"], on_regression=(("check_share", 0.5),))
 
@@ -160,10 +189,11 @@ def test_repr_names_the_recipe_and_each_option_that_is_on():
         return repr(adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters(), lr=0.1),
                                               adaloss.Classification(3), **options))  # fmt: skip
 
-    plain = shown()
+    plain = shown(learn_lr=False)
     assert "recipe='default', guard=2.0, patience=None" in plain and "handover=5" in plain
     assert not any(k in plain for k in ("keep_fit", "learn_lr", "check_share", "lr_horizon"))
-    assert shown(keep_fit="agree").endswith("check_every=200, keep_fit='agree')")
+    assert shown().endswith("check_every=200, learn_lr=True)")  # the default's, on classification
+    assert shown(keep_fit="agree").endswith("check_every=200, learn_lr=True, keep_fit='agree')")
     both = shown(learn_lr="longer", keep_fit=True, check_share=0.5)
     assert both.endswith("check_share=0.5, learn_lr='longer', keep_fit=True)")
 

@@ -125,7 +125,8 @@ def test_a_is_checkpointed_and_a_failed_step_leaves_it():
     assert fresh.step_factor == factor
     model = mlp().double()
     base = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    without = adaloss.MetaLossOptimizer(model, base, adaloss.Classification(3), handover=False)
+    without = adaloss.MetaLossOptimizer(model, base, adaloss.Classification(3), handover=False,
+                                        learn_lr=False)  # fmt: skip
     with pytest.raises(ValueError, match="was it saved with the other learn_lr"):
         without.load_state_dict(state)
     with pytest.raises(ValueError, match="was it saved with the other learn_lr"):
@@ -174,3 +175,27 @@ def test_longer_only_lengthens_the_step(options):
                        other.model.parameters(), strict=True):  # fmt: skip
         torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
         assert not torch.allclose(p, o, rtol=1e-9, atol=0)
+
+
+class SquaredErrorOnProbabilities(torch.nn.Module):
+    """A learned loss with nothing to learn: only the step length is meta-learned."""
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return ((pred - target) ** 2).sum(-1).mean()
+
+
+def test_a_loss_without_parameters_learns_the_step_length_alone():
+    """The default on classification learns r; with a parameter-free loss there is no ϕ to
+    warm-start, so initialize() and the first step start without a fit, and r still moves."""
+    x, y, xv, yv = data()
+    for start in ("initialize", "first step"):
+        model = mlp().double()
+        base = torch.optim.SGD(model.parameters(), lr=0.1)
+        loss = SquaredErrorOnProbabilities()
+        opt = adaloss.MetaLossOptimizer(model, base, adaloss.Classification(3), loss=loss,
+                                        meta_lr=0.1)  # fmt: skip
+        if start == "initialize":
+            assert opt.initialize() == [] and opt.started
+        for _ in range(3):
+            assert opt.step(x, y, xv, yv).meta_updated
+        assert opt.started and opt.step_factor != 1.0

@@ -120,7 +120,10 @@ def test_lr_horizon_is_refused_where_it_cannot_work():
         with pytest.raises(ValueError, match="lr_horizon must be None or a number of steps >= 1"):
             adaloss.MetaLossOptimizer(model, base, TASK, learn_lr=True, lr_horizon=wrong)
     with pytest.raises(ValueError, match="it needs learn_lr"):
-        adaloss.MetaLossOptimizer(model, base, TASK, lr_horizon=100)
+        adaloss.MetaLossOptimizer(model, base, TASK, learn_lr=False, lr_horizon=100)
+    with pytest.raises(ValueError, match="it needs learn_lr"):  # no step length on regression
+        adaloss.MetaLossOptimizer(model, base, adaloss.Regression(3), lr_horizon=100)
+    assert adaloss.MetaLossOptimizer(model, base, TASK, lr_horizon=100).step_trace is not None
     with pytest.raises(ValueError, match="it needs learn_lr"):
         Recipe("x", start="warm_start", meta_lr=1e-3, guard=None, lr_horizon=100)
     for wrong in ({"hypergrad": "unroll"}, {"meta_every": 2}):

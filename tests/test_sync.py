@@ -6,7 +6,8 @@ task loss for the divergence watch). The second stays because a rejected step mu
 nothing, host state included (counters, the meta optimizer's step count, the warning);
 ``adaloss/online.py`` says more. On the CPU the reads are counted by patching the Python
 methods that turn a tensor into a host value; on a CUDA device torch's sync debug mode
-counts every synchronizing call.
+counts every synchronizing call. The learned step length (``learn_lr``, the default's on
+classification) reads r once more on a step without a meta step (``meta_every`` > 1).
 """
 
 from __future__ import annotations
@@ -78,15 +79,18 @@ def _batches(device, dtype=torch.float64):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"handover": False}, {"handover": False, "guard": False},
-     {"handover": False, "hypergrad": "unroll"}, {"recipe": "paper"}, {}],
-    ids=["unchecked", "no_guard", "unroll", "paper", "default"],
+    [{"handover": False, "learn_lr": False}, {"handover": False, "guard": False, "learn_lr": False},
+     {"handover": False, "hypergrad": "unroll", "learn_lr": False}, {"recipe": "paper"},
+     {"learn_lr": False}, {}],
+    ids=["unchecked", "no_guard", "unroll", "paper", "default_network", "default"],
 )  # fmt: skip
 def test_a_step_reads_the_device_twice(kwargs):
     """Meta steps and the plain learned-loss steps between them (meta_every=2); the
-    default's plain-trained twin reads once more per step (its own step's finiteness)."""
+    default's plain-trained twin reads once more per step (its own step's finiteness), and
+    its learned step length (on classification) reads r once more on a step without a meta
+    step, for the base optimizer's own lr (a meta step's update takes r on the device)."""
     opt = _opt("cpu", meta_every=2, **kwargs)
-    expected = SYNCS_PER_STEP + (opt.twin is not None)
+    twin = SYNCS_PER_STEP + (opt.twin is not None)
     data = _batches("cpu")
     opt.step(*data[0], *data[1])  # the first step warm-starts ϕ (not a training step's cost)
     opt.step(*data[1], *data[2])
@@ -96,7 +100,8 @@ def test_a_step_reads_the_device_twice(kwargs):
         with counting_host_reads(ignore) as calls:
             result = opt.step(x, y, xv, yv)
         assert not result.skipped
-        assert len(calls) == expected, (opt.steps, calls)
+        plain_r = opt.step_length is not None and not result.meta_updated
+        assert len(calls) == twin + plain_r, (opt.steps, calls)
 
 
 def test_the_count_sees_a_host_read():
@@ -130,8 +135,9 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA de
 @cuda
 @pytest.mark.parametrize("meta_every", [1, 2])
 def test_cuda_step_synchronizes_exactly_twice(meta_every):
-    """torch's sync debug mode warns on every synchronizing CUDA call: a step makes two."""
-    opt = _opt("cuda", dtype=torch.float32, meta_every=meta_every)
+    """torch's sync debug mode warns on every synchronizing CUDA call: a step makes two
+    (without the learned step length, which reads r on steps without a meta step)."""
+    opt = _opt("cuda", dtype=torch.float32, meta_every=meta_every, learn_lr=False)
     data = _batches("cuda", torch.float32)
     for i in range(3):  # warm start and warm-up
         opt.step(*data[i % 4], *data[(i + 1) % 4])

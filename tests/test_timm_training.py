@@ -136,8 +136,10 @@ def test_engines_give_the_same_meta_gradient(name):
     assert len(base.param_groups) == 2
     loss = adaloss.LossNetwork().double()
     task = adaloss.Classification(10)
-    engines = {
-        e: adaloss.MetaLossOptimizer(model, base, task, loss=loss, hypergrad=e, meta_lr=1e-3)
+    engines = {  # learn_lr=False: each wrapper would hold a step length of its own
+        e: adaloss.MetaLossOptimizer(
+            model, base, task, loss=loss, hypergrad=e, meta_lr=1e-3, learn_lr=False
+        )
         for e in ENGINES
     }
     x, y, xv, yv = data(shape, batch=4, dtype=torch.float64, seed=1)
@@ -244,8 +246,8 @@ def test_scheduled_lr_is_the_effective_step_size(engine, meta_every, per, schedu
     loss = CrossEntropyOnProbabilities()
     task = adaloss.Classification(3)
     opt = adaloss.MetaLossOptimizer(
-        model, base, task, loss=loss, hypergrad=engine, meta_every=meta_every
-    )
+        model, base, task, loss=loss, hypergrad=engine, meta_every=meta_every, learn_lr=False
+    )  # learn_lr=False: the step is the scheduled lr's, not r times it
     scheduler = cosine(base if scheduled == "base" else opt, per)
     effective = []
     for t in range(STEPS):
@@ -282,9 +284,10 @@ def test_scheduled_training_matches_a_plain_timm_loop(opt_name, float64):
         base = timm.optim.create_optimizer_v2(models[-1], opt_name, lr=0.05, weight_decay=0.05)
         optimizers.append(base)
     plain, wrapped = optimizers
-    opt = adaloss.MetaLossOptimizer(
-        models[1], wrapped, adaloss.Classification(3), loss=CrossEntropyOnProbabilities()
-    )
+    opt = adaloss.MetaLossOptimizer(  # learn_lr=False: plain training's step length
+        models[1], wrapped, adaloss.Classification(3), loss=CrossEntropyOnProbabilities(),
+        learn_lr=False,
+    )  # fmt: skip
     schedulers = [cosine(plain, "update"), cosine(opt, "update")]
     for t in range(STEPS):
         x, y, xv, yv = data((1, 16, 16), batch=6, classes=3, seed=t, dtype=torch.float64)
