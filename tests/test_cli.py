@@ -278,7 +278,7 @@ def test_learn_lr_and_learn_lr_longer_run_under_their_own_keys(tmp_path, data_di
     assert traced["config"]["lr_horizon"] == math.inf
     with pytest.raises(SystemExit):
         main([*common, "shorter"])
-    assert "expected nothing or 'longer'" in capsys.readouterr().err
+    assert "expected nothing, 'longer' or 'off'" in capsys.readouterr().err
 
 
 def test_keep_fit_runs_under_its_own_keys(tmp_path, data_dir, capsys):
@@ -338,10 +338,11 @@ def test_a_finished_run_prints_its_selection_error_not_its_test_error(tmp_path, 
     assert "test" not in line.replace(str(tmp_path), "")
 
 
-def test_a_regression_run_given_neither_loss_nor_share_takes_the_recipes_pair_under_its_key():
-    """The resolved pair is written into the config, so its key is the one the same run
-    passed by hand was filed under (results/default-confirm's
-    ``adalfl_default_monotone_share0.5``), and ``--loss network`` reaches the old default."""
+def test_a_run_given_none_of_the_task_settings_takes_the_recipes_under_their_key():
+    """The recipe's settings for the task's kind are written into the config, so the key is
+    the one the same run passed by hand was filed under (results/default-confirm's
+    ``adalfl_default_monotone_share0.5`` and ``adalfl_default_learnlr``), and ``--loss
+    network`` or ``--learn-lr off`` reaches the default before session 28."""
     import argparse
 
     from adaloss.bench.config import add_run_arguments, configs_from_args
@@ -357,5 +358,9 @@ def test_a_regression_run_given_neither_loss_nor_share_takes_the_recipes_pair_un
     assert keys("--task", "diabetes", "--loss", "network") == ["ml3", "adalfl_default"]
     assert keys("--task", "diabetes", "--check-share", "0") == ["ml3", "adalfl_default"]
     assert keys("--task", "crime", "--handover", "0")[1] == "adalfl_default_monotone_nohandover"
-    assert keys("--task", "digits", "--model", "adaloss_mlp")[1] == "adalfl_default"
+    digits = ("--task", "digits", "--model", "adaloss_mlp")
+    assert keys(*digits)[1] == "adalfl_default_learnlr"  # the classification default
+    assert keys(*digits, "--learn-lr", "off")[1] == "adalfl_default"
+    assert keys(*digits, "--learn-lr", "longer")[1] == "adalfl_default_learnlonger"
+    assert keys(*digits, "--meta-anchor", "1")[1] == "adalfl_default_anchor1"  # its own Adam
     assert keys("--task", "diabetes", "--recipe", "paper")[1] == "adalfl"

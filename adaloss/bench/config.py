@@ -17,7 +17,15 @@ from pathlib import Path
 import adaloss
 from adaloss.bench import results
 from adaloss.bench.names import METHODS, default_label
-from adaloss.recipes import AFTER_STOP, RECIPES, Recipe, for_task, get_recipe, with_arguments
+from adaloss.recipes import (
+    AFTER_STOP,
+    RECIPES,
+    Recipe,
+    for_task,
+    get_recipe,
+    passed_settings,
+    with_arguments,
+)
 from adaloss.recipes import LOSSES as RECIPE_LOSSES
 
 PAPER_MODELS = {
@@ -258,8 +266,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         "alone (default: the recipe's; 0: none)")  # fmt: skip
     parser.add_argument("--learn-lr", nargs="?", const=True, default=None, type=_learn_lr,
                         help="AdaLFL: learn the base step's length beside the loss "
-                        "(adaloss.steplength; 'longer': never below the lr; default: the "
-                        "recipe's)")  # fmt: skip
+                        "(adaloss.steplength; 'longer': never below the lr; 'off': not; "
+                        "default: the recipe's)")  # fmt: skip
     parser.add_argument("--lr-horizon", type=_horizon_steps, default=None,
                         help="AdaLFL with --learn-lr: the step length's hypergradient over "
                         "about K steps (adaloss.steptrace; inf: the whole run)")  # fmt: skip
@@ -322,10 +330,10 @@ def _horizon_steps(text: str) -> float:
     return value
 
 
-def _learn_lr(text: str) -> str:
-    if text != "longer":
-        raise argparse.ArgumentTypeError(f"expected nothing or 'longer', got {text!r}")
-    return text
+def _learn_lr(text: str) -> str | bool:
+    if text not in ("longer", "off"):
+        raise argparse.ArgumentTypeError(f"expected nothing, 'longer' or 'off', got {text!r}")
+    return False if text == "off" else text
 
 
 def _keep_fit(text: str) -> bool | str:
@@ -335,19 +343,26 @@ def _keep_fit(text: str) -> bool | str:
 
 
 def recipe_choices(args: argparse.Namespace, method: str) -> dict:
-    """``--loss`` and ``--check-share`` as the run uses them: given neither, an AdaLFL run on a
-    regression task takes its recipe's regression settings (``adaloss.recipes.for_task``),
-    written out, so the result's key names them as if they had been passed."""
-    if method != "adalfl" or args.loss is not None or args.check_share is not None:
-        return {"loss": args.loss or "network", "check_share": args.check_share}
-    regression = args.task in REGRESSION_TASKS
-    recipe = for_task(get_recipe(args.recipe), adaloss.Regression(1) if regression else None)
+    """``--loss``, ``--check-share`` and ``--learn-lr`` as the run uses them: an AdaLFL run
+    takes its recipe's settings for the task's kind (``adaloss.recipes.for_task``) unless
+    it was given one of them, written out, so the result's key names them as if they had
+    been passed."""
+    given = {"loss": args.loss, "check_share": args.check_share, "learn_lr": args.learn_lr}
+    if method != "adalfl":
+        return {**given, "loss": args.loss or "network"}
+    task = adaloss.Regression(1) if args.task in REGRESSION_TASKS else adaloss.Classification(2)
+    passed = passed_settings(**given, meta_optimizer=args.meta_anchor)  # AnchoredAdam's own
+    recipe = for_task(get_recipe(args.recipe), task, passed)
     windows = with_arguments(
         recipe,
         handover=None if args.handover is None else (args.handover or False),
         check_every=None if args.check_every is None else (args.check_every or False),
     )
-    return {"loss": recipe.loss, "check_share": windows.check_share}
+    return {
+        "loss": args.loss or recipe.loss,
+        "check_share": args.check_share if "check_share" in passed else windows.check_share,
+        "learn_lr": args.learn_lr if "learn_lr" in passed else (recipe.learn_lr or None),
+    }
 
 
 def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
@@ -373,7 +388,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
         for name in (
             "batch_size", "meta_objective", "meta_lr", "recipe", "guard", "horizon",
             "meta_anchor", "patience", "after_stop", "handover", "check_every",
-            "learn_lr", "lr_horizon", "keep_fit", "init_steps",
+            "lr_horizon", "keep_fit", "init_steps",
             "init_meta_lr",
             "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",
             "label_noise", "check_fraction", "check_from", "data_dir", "device",
