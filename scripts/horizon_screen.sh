@@ -19,12 +19,12 @@ adaloss=${ADALOSS:-adaloss}
 out=${OUT:-results/horizon-screen}
 common="--steps $steps --threads 1 --quiet --out $out --momentum 0.9"
 
-# --loss network: the learned loss of the default when these ran (since session 28 the
-# default builds MonotoneLossNetwork on regression); the keys are the same as then.
+# --loss network --learn-lr off: the default when these ran (since session 28 it builds
+# MonotoneLossNetwork on regression and learns the step length on classification).
 candidates=(
     "--methods baseline"
     "--methods adalfl --recipe step"
-    "--methods adalfl --recipe default --loss network"
+    "--methods adalfl --recipe default --loss network --learn-lr off"
 )
 
 rows=(

@@ -29,8 +29,8 @@ rows=(
     "digits adaloss_mlp 0.4 0.02"  # session 12's row (results/noise-screen)
 )
 
-# --loss network: the learned loss of the default when these ran (since session 28 the
-# default builds MonotoneLossNetwork on regression); the keys are the same as then.
+# --loss network --learn-lr off: the default when these ran (since session 28 it builds
+# MonotoneLossNetwork on regression and learns the step length on classification).
 for r in ${ROWS:-0 1 2 3}; do
     read -r task model noise lr2 <<<"${rows[$r]}"
     row="--task $task --model $model --label-noise $noise"
@@ -39,6 +39,6 @@ for r in ${ROWS:-0 1 2 3}; do
         if [ "${CONTROL:-1}" = 1 ]; then
             echo "$adaloss run $row --methods baseline --lr $lr2 --first-seed $s --seeds 1 $common"
         fi
-        echo "$adaloss run $row --methods adalfl --recipe default --loss network --first-seed $s --seeds 1 $common"
+        echo "$adaloss run $row --methods adalfl --recipe default --loss network --learn-lr off --first-seed $s --seeds 1 $common"
     done
 done | xargs -P "$workers" -I{} sh -c '{}'

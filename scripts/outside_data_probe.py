@@ -13,8 +13,8 @@ which any choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 a
 
 - *plain*: ``loss.backward(); optimizer.step()`` on the task loss;
 - *default*: ``MetaLossOptimizer(model, optimizer, task)``, ``initialize()``, ``step(x, y,
-  x_val, y_val)`` — the quick start with every default (on a regression, since session 28,
-  the monotone loss with ``check_share=0.5``: *monotone-share*; before it, *network*);
+  x_val, y_val)`` — the quick start with every default (since session 28 *monotone-share* on
+  a regression and *learn-lr* on a classification; before it, *network*);
 - *hand-over*: the same with ``handover=5``, half of the validation split held out as the
   check split (``check`` after every epoch) — the README's safest configuration measured;
 - *guard1* (only with ``--methods``): the defaults with ``guard=1``, the learned loss never
@@ -48,12 +48,14 @@ which any choice in BENCHMARKS.md was made on. Columns, all from the same θ_0 a
   classification, the default itself.
 - *monotone-share* (only with ``--methods``): on a regression, *monotone* with
   ``check_share=0.5``; on a classification, the default itself.
-- *network* (only with ``--methods``): the default with ``loss=LossNetwork()``: on a
-  regression the default before session 28, on a classification the default itself.
+- *network* (only with ``--methods``): the default before session 28: ``LossNetwork`` on
+  a regression, no learned step length on a classification.
 
-Every column but *default* names its learned loss on a regression (``LossNetwork`` unless
-it says otherwise), so a command run before session 28 still runs what it measured — except
-its *default* column, which is now *monotone-share* there.
+Every column but *default* is the configuration it was before session 28: on a regression
+it names its learned loss (``LossNetwork`` unless it says otherwise), on a classification it
+learns no step length unless it says so. So a command run before session 28 still runs what
+it measured, except its *default* column, which is now *monotone-share* on a regression and
+the default with ``learn_lr=True`` (*learn-lr*) on a classification.
 
 ``--selection`` carves a fixed 15 % of the training part out as a selection split that no
 training or meta step sees (so every method trains on fewer examples than without it) and
@@ -156,6 +158,37 @@ def splits(name: str, seed: int, read: str = "test", selection: bool = False):
     return tensors(x_train, y_train), tensors(x_val, y_val), tensors(x_test, y_test), task
 
 
+def options_for(method: str, task: adaloss.Task) -> dict:
+    """A column's ``MetaLossOptimizer`` options on ``task`` (see the module's docstring)."""
+    options = {
+        "hand-over": {"handover": 5},
+        "hand-over-val": {"handover": 5},
+        "guard1": {"guard": 1.0},
+        "frozen": {"meta_lr": 0.0},
+        "step": {"horizon": "step"},
+        "eta1e-4": {"meta_lr": 1e-4},
+        "hand-over-auto": {"handover": 5, "check_every": 200},
+        "unchecked": {"recipe": "unchecked"},
+        "hand-over-share": {"check_share": 0.5},
+        "learn-lr": {"learn_lr": True},
+        "learn-longer": {"learn_lr": "longer"},
+        "learn-longer-h200": {"learn_lr": "longer", "lr_horizon": 200},
+        "keep-fit": {"keep_fit": True},
+        "keep-agree": {"keep_fit": "agree"},
+    }
+    options = options.get(method, {})
+    if isinstance(task, adaloss.Regression) and method != "default":
+        # every other column was measured before session 28, when the default built
+        # LossNetwork on regression too: it names that loss, or the monotone one
+        monotone = method in ("monotone", "monotone-share")
+        options = {**options, "loss": (LOSSES["monotone" if monotone else "network"])()}
+        if method == "monotone-share":
+            options["check_share"] = 0.5
+    elif method != "default":  # ... and learned no step length on classification
+        options = {"learn_lr": False, **options}
+    return options
+
+
 def train(
     name: str,
     seed: int,
@@ -186,30 +219,7 @@ def train(
             half = len(x_val) // 2
             check, (x_val, y_val) = (x_val[:half], y_val[:half]), (x_val[half:], y_val[half:])
         val_loader = DataLoader(TensorDataset(x_val, y_val), 32, shuffle=True, generator=generator)
-        options = {
-            "hand-over": {"handover": 5},
-            "hand-over-val": {"handover": 5},
-            "guard1": {"guard": 1.0},
-            "frozen": {"meta_lr": 0.0},
-            "step": {"horizon": "step"},
-            "eta1e-4": {"meta_lr": 1e-4},
-            "hand-over-auto": {"handover": 5, "check_every": 200},
-            "unchecked": {"recipe": "unchecked"},
-            "hand-over-share": {"check_share": 0.5},
-            "learn-lr": {"learn_lr": True},
-            "learn-longer": {"learn_lr": "longer"},
-            "learn-longer-h200": {"learn_lr": "longer", "lr_horizon": 200},
-            "keep-fit": {"keep_fit": True},
-            "keep-agree": {"keep_fit": "agree"},
-        }
-        options = options.get(method, {})
-        if isinstance(task, adaloss.Regression) and method != "default":
-            # every other column was measured when the default built LossNetwork on
-            # regression too (before session 28): it names that loss, or the monotone one
-            monotone = method in ("monotone", "monotone-share")
-            options = {**options, "loss": (LOSSES["monotone" if monotone else "network"])()}
-            if method == "monotone-share":
-                options["check_share"] = 0.5
+        options = options_for(method, task)
         opt = adaloss.MetaLossOptimizer(model, optimizer, task, **options)
         opt.initialize(train_loader)
         for _ in range(epochs):

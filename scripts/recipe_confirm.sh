@@ -28,13 +28,13 @@ rows=(
     "--task digits --model adaloss_mlp"
 )
 
-# --loss network: the learned loss of the default when these ran (since session 28 the
-# default builds MonotoneLossNetwork on regression); the keys are the same as then.
+# --loss network --learn-lr off: the default when these ran (since session 28 it builds
+# MonotoneLossNetwork on regression and learns the step length on classification).
 methods=(
     "--methods baseline"
-    "--methods adalfl --recipe default --loss network"
+    "--methods adalfl --recipe default --loss network --learn-lr off"
 )
-if [ "${SECOND:-1}" = 1 ]; then methods+=("--methods adalfl --recipe default --loss network --meta-lr 1e-4"); fi
+if [ "${SECOND:-1}" = 1 ]; then methods+=("--methods adalfl --recipe default --loss network --learn-lr off --meta-lr 1e-4"); fi
 if [ "${METALR:-0}" = 1 ]; then methods+=("--methods metalr"); fi
 
 jobs() {

@@ -20,12 +20,12 @@ common="--steps $steps --threads 1 --quiet --out $out"
 # screening in issue 12), both with the guard at κ = 2; the baseline on the same four-way
 # split. (η 1e-5 and "no guard" were dropped after the first row: on 2 shared cores the
 # whole grid would not finish in a sitting; their digits + logistic seed-0 files are kept.)
-# --loss network: the learned loss of the default when these ran (since session 28 the
-# default builds MonotoneLossNetwork on regression); the keys are the same as then.
+# --loss network --learn-lr off: the default when these ran (since session 28 it builds
+# MonotoneLossNetwork on regression and learns the step length on classification).
 candidates=(
     "--methods baseline"
-    "--methods adalfl --recipe default --loss network --meta-lr 1e-4"
-    "--methods adalfl --recipe default --loss network --meta-lr 1e-3"
+    "--methods adalfl --recipe default --loss network --learn-lr off --meta-lr 1e-4"
+    "--methods adalfl --recipe default --loss network --learn-lr off --meta-lr 1e-3"
 )
 
 rows=(

@@ -13,7 +13,7 @@ acted on:
     python scripts/teacher_probe.py 1000 plain,step,default --task regression --lr 0.01
 
 ``--task regression``: a random tanh network plus noise, 512 training examples, test MSE.
-There the *default* column of every command run before session 28 is today's *network*.
+The *default* column of every command run before session 28 is today's *network*.
 ``--read selection``: the error on a second held-out set of the same size (a fresh draw),
 for choices, so that the first is read once, for a report. ``--trace N``: every N steps of
 each run, its learned step factor r (``learn_lr``; 1 otherwise), training error and the read
@@ -33,9 +33,9 @@ from adaloss.recipes import LOSSES
 
 # Variants of the recipe of the time (L_T at θ_{t+1}, now ``recipe="step"``) keep their names
 # so the commands in BENCHMARKS.md still run what they measured; "default" is the library's.
-# Every variant was measured when the default built LossNetwork on regression too (before
-# session 28, when the monotone loss with check_share=0.5 became the regression default),
-# so each names that loss ("network"; on a classification the default's own, so dropped).
+# Every column but "default" was measured before session 28, when the default built
+# LossNetwork on regression too and learned no step length on classification: each names its
+# loss, which on a classification stands for learn_lr=False unless the column sets it.
 VARIANTS = {
     "step": {"recipe": "step"},
     "eta1e-4": {"recipe": "step", "meta_lr": 1e-4},
@@ -58,7 +58,7 @@ VARIANTS = {
 CONFIGS = {
     "plain": None,
     "default": {},
-    "network": {"loss": "network"},  # the default before session 28, on regression too
+    "network": {"loss": "network"},  # the default before session 28, on both kinds of task
     **{name: {**options, "loss": "network"} for name, options in VARIANTS.items()},
     "monotone": {"loss": "monotone"},  # on regression, a loss whose slope has the error's sign
     # on regression, that loss with half the validation examples kept for the checks (the
@@ -88,6 +88,19 @@ TASKS = {  # name: (adaloss task, data, (training, validation, held-out) sizes)
 }
 
 
+def options_for(options: dict | None, task: adaloss.Task) -> dict | None:
+    """A column's ``MetaLossOptimizer`` options on ``task``; a column measured before session
+    28 names its loss, which stands for the default of its time on either kind of task."""
+    if options is None or "loss" not in options:
+        return options
+    options = dict(options)
+    name = options.pop("loss")
+    if isinstance(task, adaloss.Regression):
+        return {**options, "loss": LOSSES[name]()}
+    options = {} if name == "monotone" else options  # monotone: the default itself
+    return {"learn_lr": False, **options}  # no learned step length on classification then
+
+
 def run(
     options: dict | None,
     steps: int,
@@ -106,13 +119,7 @@ def run(
         base = torch.optim.Adam(model.parameters(), lr=base_options["lr"])
     else:
         base = torch.optim.SGD(model.parameters(), **base_options)
-    if options is not None and "loss" in options:  # a loss is named for regression only
-        options = dict(options)
-        name = options.pop("loss")
-        if isinstance(task, adaloss.Regression):
-            options["loss"] = LOSSES[name]()
-        elif name == "monotone":
-            options = {}  # a classification runs the default itself
+    options = options_for(options, task)
     opt = None if options is None else adaloss.MetaLossOptimizer(model, base, task, **options)
     (xt, yt), (xv, yv), (xs, ys) = (data(n, split) for split, n in enumerate(sizes))
     if read == "selection":

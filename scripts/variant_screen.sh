@@ -17,9 +17,9 @@ seeds=${2:-3}
 workers=${WORKERS:-2}
 adaloss=${ADALOSS:-adaloss}
 out=${OUT:?a result folder for the screen}
-# --loss network: the learned loss of the default when these ran (since session 28 the
-# default builds MonotoneLossNetwork on regression); the keys are the same as then.
-common="--methods adalfl --recipe default --loss network $variant --threads 1 --quiet --out $out"
+# --loss network --learn-lr off: the default when these ran (since session 28 it builds
+# MonotoneLossNetwork on regression and learns the step length on classification).
+common="--methods adalfl --recipe default --loss network --learn-lr off $variant --threads 1 --quiet --out $out"
 
 rows=(  # the rows where the default lost first, then the rest
     "--task diabetes"

@@ -7,8 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+import adaloss
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from outside_data_probe import _paired_cell, _plain_cell  # noqa: E402
+
+COLUMNS = ("default", "monotone-share", "network")
 
 
 def test_a_run_blown_up_while_finite_counts_as_failed_and_is_left_out():
@@ -31,15 +37,23 @@ def test_the_script_runs_the_three_methods_end_to_end():
     assert len(rows) == 2 and all(row.count("|") == 7 for row in rows)
 
 
-def test_on_regression_the_default_is_monotone_share_and_network_the_default_before_it():
-    """Every column but *default* names its loss on a regression, so commands run before
-    session 28 still run what they measured; on a classification both are the default."""
-    from outside_data_probe import train
+def test_every_column_but_default_is_its_configuration_of_before_session_28():
+    """So commands run before session 28 still run what they measured: on a regression the
+    default is *monotone-share* and *network* the loss before it (their runs differ); on a
+    classification the default learns the step length and the other columns do not."""
+    from outside_data_probe import options_for, train
 
-    def ends(name: str) -> list[float]:
-        return [train(name, 0, m, 0.01, 1) for m in ("default", "monotone-share", "network")]
-
-    default, pair, network = ends("linnerud")
+    default, pair, network = (train("linnerud", 0, m, 0.01, 1) for m in COLUMNS)
     assert default == pair and network != default
-    default, pair, network = ends("iris")
-    assert default == pair == network
+    model = torch.nn.Linear(4, 3)
+
+    def built(method: str, task: adaloss.Task) -> tuple:
+        opt = adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters()), task,
+                                        **options_for(method, task))  # fmt: skip
+        return type(opt.loss).__name__, opt.recipe.learn_lr, opt.recipe.check_share
+
+    iris = adaloss.Classification(3)
+    assert built("default", iris) == ("LossNetwork", True, None)
+    assert built("network", iris) == built("monotone-share", iris) == ("LossNetwork", False, None)
+    assert built("learn-lr", iris)[1] is True and built("guard1", iris)[1] is False
+    assert built("monotone-share", adaloss.Regression(3)) == ("MonotoneLossNetwork", False, 0.5)

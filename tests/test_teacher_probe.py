@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+import adaloss
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import teacher_probe  # noqa: E402
 
@@ -31,16 +35,30 @@ def test_each_method_is_paired_with_plain_training():
     assert "default-eta1e-4" in method and " vs plain " in method and "/" in method
 
 
-def test_the_loss_columns_change_the_recipe_on_regression_only():
-    """On regression the default is the monotone pair (session 28) and ``network`` the default
-    before it; on classification every loss column runs the default itself."""
+def test_the_columns_of_before_session_28_are_the_default_of_their_time():
+    """On regression the default is the monotone pair and ``network`` the default before
+    it (their runs differ); on classification the default learns the step length and every
+    loss column is the default before session 28, without it."""
     sgd = {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9}
     names = ("monotone", "monotone-share", "network")
-    for task, differs in (("classification", [False] * 3), ("regression", [True, False, True])):
-        default, _ = teacher_probe.run({}, 3, 0, dict(sgd), task, "selection")
-        ends = [
-            teacher_probe.run(teacher_probe.CONFIGS[name], 3, 0, dict(sgd), task, "selection")[0]
-            for name in names
-        ]
-        assert [end != default for end in ends] == differs, task
-    assert ends[0] != ends[2]  # on regression the two losses differ
+    default, _ = teacher_probe.run({}, 3, 0, dict(sgd), "regression", "selection")
+    ends = [
+        teacher_probe.run(teacher_probe.CONFIGS[name], 3, 0, dict(sgd), "regression", "selection")
+        for name in names
+    ]
+    assert [end[0] != default for end in ends] == [True, False, True]
+    assert ends[0] != ends[2]  # the two losses differ
+    model = torch.nn.Linear(20, 10)
+
+    def built(name: str, task: adaloss.Task) -> tuple:
+        options = teacher_probe.options_for(teacher_probe.CONFIGS[name], task)
+        opt = adaloss.MetaLossOptimizer(model, torch.optim.SGD(model.parameters()), task, **options)
+        return type(opt.loss).__name__, opt.recipe.learn_lr, opt.recipe.check_share
+
+    classification = adaloss.Classification(10)
+    assert built("default", classification) == ("LossNetwork", True, None)
+    for name in (*names, "keep-fit"):
+        assert built(name, classification)[1:] == (False, None), name
+    assert built("learn-lr", classification)[1] is True
+    assert built("monotone-share", adaloss.Regression(1)) == ("MonotoneLossNetwork", False, 0.5)
+    assert built("network", adaloss.Regression(1)) == ("LossNetwork", False, None)
