@@ -364,3 +364,15 @@ def test_a_run_given_none_of_the_task_settings_takes_the_recipes_under_their_key
     assert keys(*digits, "--learn-lr", "longer")[1] == "adalfl_default_learnlonger"
     assert keys(*digits, "--meta-anchor", "1")[1] == "adalfl_default_anchor1"  # its own Adam
     assert keys("--task", "diabetes", "--recipe", "paper")[1] == "adalfl"
+
+
+def test_a_config_built_by_hand_runs_what_its_key_says(data_dir):
+    """``RunConfig`` without learn_lr is the key without ``_learnlr``: the step length off, as
+    every run filed under ``adalfl_default`` before session 28; the command writes the
+    recipe's per-task choice in (test above)."""
+    for learn_lr, key, learns in ((None, "adalfl_default", False),
+                                  (True, "adalfl_default_learnlr", True)):  # fmt: skip
+        config = RunConfig("digits", "adaloss_logistic", "adalfl", 0, 5, recipe="default",
+                           learn_lr=learn_lr)  # fmt: skip
+        assert config.key == key
+        assert (prepare_run(config).opt.step_length is not None) is learns

@@ -107,7 +107,7 @@ class RunConfig:
     handover: int | str | None = None  # None: the recipe's; 0: no twin; P or "final"
     check_every: int | None = None  # None: the recipe's; 0: none; N: step checks on validation
     check_share: float | None = None  # None: the recipe's; 0: none; s: kept from ϕ for checks
-    learn_lr: bool | str | None = None  # None: the recipe's; True/"longer": the step's length too
+    learn_lr: bool | str | None = None  # None/False: off; True/"longer": the step's length too
     lr_horizon: float | None = None  # None: the recipe's; K: a's horizon (adaloss.steptrace)
     keep_fit: bool | str | None = None  # None: the recipe's; True or "agree": adaloss.keepfit
     init_steps: int = DEFAULT_INIT_STEPS

@@ -171,7 +171,8 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
                 else (config.check_every or False),
                 check_share=None if config.method != "adalfl" or config.check_share is None
                 else (config.check_share or False),
-                learn_lr=config.learn_lr if config.method == "adalfl" else None,
+                # None: off, as the config's key says (the command writes the recipe's in)
+                learn_lr=(config.learn_lr or False) if config.method == "adalfl" else None,
                 lr_horizon=config.lr_horizon if config.method == "adalfl" else None,
                 keep_fit=config.keep_fit if config.method == "adalfl" else None,
             )  # fmt: skip
