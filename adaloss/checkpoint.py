@@ -49,7 +49,7 @@ def check_state_dict(
             "learn_lr?)"
             if [*got, ()] == expected or got == [*expected, ()]
             else " (was it saved with another learned loss? On a Regression the default recipe "
-            "builds MonotoneLossNetwork, before session 28 LossNetwork: pass the one it was "
+            "builds MonotoneLossNetwork, earlier versions LossNetwork: pass the one it was "
             "saved with as loss=)"
         )
         raise ValueError(
