@@ -15,7 +15,13 @@ import warnings
 import torch
 
 from adaloss.batches import check_batch
-from adaloss.handover import CheckResult, PlainTwin, check_error
+from adaloss.handover import (
+    CheckResult,
+    PlainTwin,
+    ValidationWindow,
+    check_error,
+    check_saved_handover,
+)
 from adaloss.online import StepResult
 from adaloss.transaction import Transaction
 
@@ -138,3 +144,31 @@ class HandsOver:
                     state[p] = {k: v.clone() if torch.is_tensor(v) else v for k, v in entry.items()}
             self.handed_over_at = self.steps
         self.twin = None
+
+    def _handover_state(self) -> dict:
+        """The hand-over's part of ``state_dict``."""
+        state = {
+            "watch": self.handover_rule.state_dict(),
+            "handed_over_at": self.handed_over_at,
+            "twin": None if self.twin is None else self.twin.state_dict(),
+        }
+        if self.window is not None:
+            state["window"] = self.window.state_dict()
+        return state
+
+    def _check_handover_state(self, state) -> None:
+        """Raise ValueError unless ``state`` is a hand-over state this optimizer can load."""
+        twin = lambda: self.twin if self.twin is not None else self._new_twin()  # noqa: E731
+        check_saved_handover(state, twin, self.window)
+
+    def _load_handover_state(self, state: dict) -> None:
+        """Load a checked hand-over state (``_check_handover_state``)."""
+        self.handover_rule.load_state_dict(state["watch"])
+        self.handed_over_at = state["handed_over_at"]
+        if state["twin"] is None:
+            self.twin = None
+        else:
+            self.twin = self.twin or self._new_twin()
+            self.twin.load_state_dict(state["twin"])
+        if self.window is not None:  # older checkpoints: an empty window
+            self.window.load_state_dict(state.get("window", ValidationWindow.EMPTY))

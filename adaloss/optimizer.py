@@ -17,7 +17,7 @@ from torch import nn
 
 from adaloss.guard import TrustRegionGuard
 from adaloss.handing_over import HandsOver
-from adaloss.handover import HandoverWatch, ValidationWindow, check_saved_handover
+from adaloss.handover import HandoverWatch, ValidationWindow
 from adaloss.holdout import ContentSplit
 from adaloss.hypergrad import Hypergradient, MetaStep, forward, unroll
 from adaloss.modelcalls import is_compiled
@@ -111,6 +111,8 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         keep_fit: project each meta-gradient off the directions that raise the task loss
             on the step's own training batch (``adaloss.keepfit``; ``"agree"``: drop it
             there instead); ``None``: the recipe's.
+        step_length_meta_lr: with ``learn_lr``, Adam's rate for a = log r (ϕ keeps
+            ``meta_lr``); ``None`` takes the recipe's (η for both), ``False`` η.
     """
 
     def __init__(
@@ -137,6 +139,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         learn_lr: bool | str | None = None,
         lr_horizon: float | bool | None = None,
         keep_fit: bool | str | None = None,
+        step_length_meta_lr: float | bool | None = None,
     ) -> None:
         passed = passed_settings(loss, check_share, learn_lr, meta_optimizer)
         self.recipe = with_arguments(
@@ -152,6 +155,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
             learn_lr=learn_lr,
             lr_horizon=lr_horizon,
             keep_fit=keep_fit,
+            step_length_meta_lr=step_length_meta_lr,
         )
         self.patience = None if self.recipe.patience is None else MetaPatience(self.recipe.patience)
         self.guard = None if self.recipe.guard is None else TrustRegionGuard(self.recipe.guard)
@@ -190,6 +194,8 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
                 f"TaylorLoss); {type(loss).__name__} has none: pass recipe='paper'"
             )
         if self.step_length is not None:  # a is stepped, saved and restored with ϕ, last
+            rate = self.recipe.step_length_meta_lr
+            meta_optimizer = self.step_length.meta_optimizer(meta_params, self.recipe.meta_lr, rate)
             meta_params = [*meta_params, self.step_length.log_factor]
         super().__init__(
             model,
@@ -376,13 +382,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         if self.step_trace is not None:
             extra["step_trace"] = self.step_trace.state_dict()
         if self.handover_rule is not None:
-            extra["handover"] = {
-                "watch": self.handover_rule.state_dict(),
-                "handed_over_at": self.handed_over_at,
-                "twin": None if self.twin is None else self.twin.state_dict(),
-            }
-            if self.window is not None:
-                extra["handover"]["window"] = self.window.state_dict()
+            extra["handover"] = self._handover_state()
         return extra
 
     def _check_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -394,8 +394,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         if self.step_trace is not None:
             check_saved_trace(state_dict.get("step_trace"), self.update.params())
         if self.handover_rule is not None:
-            twin = lambda: self.twin if self.twin is not None else self._new_twin()  # noqa: E731
-            check_saved_handover(state_dict.get("handover"), twin, self.window)
+            self._check_handover_state(state_dict.get("handover"))
 
     def _load_extra_state(self, state_dict: dict[str, Any]) -> None:
         # Checkpoints from before recipes: their ϕ was started (or trained) already.
@@ -411,16 +410,7 @@ class MetaLossOptimizer(HandsOver, OnlineMetaOptimizer):
         if self.step_trace is not None:  # a checkpoint without it: nothing carried yet
             self.step_trace.load_state_dict(state_dict.get("step_trace", {}))
         if self.handover_rule is not None:
-            state = state_dict["handover"]
-            self.handover_rule.load_state_dict(state["watch"])
-            self.handed_over_at = state["handed_over_at"]
-            if state["twin"] is None:
-                self.twin = None
-            else:
-                self.twin = self.twin or self._new_twin()
-                self.twin.load_state_dict(state["twin"])
-            if self.window is not None:  # older checkpoints: an empty window
-                self.window.load_state_dict(state.get("window", ValidationWindow.EMPTY))
+            self._load_handover_state(state_dict["handover"])
 
     def _fall_back_to_unroll(self, err: Exception) -> None:
         if is_compiled(self.model):

@@ -33,7 +33,7 @@ from adaloss.holdout import check_check_share
 from adaloss.keepfit import check_keep_fit
 from adaloss.losses import LossNetwork, MonotoneLossNetwork
 from adaloss.patience import check_patience
-from adaloss.steplength import check_learn_lr
+from adaloss.steplength import check_learn_lr, check_step_length_meta_lr
 from adaloss.steptrace import check_lr_horizon
 from adaloss.tasks import BinaryClassification, Classification, Regression
 
@@ -88,6 +88,9 @@ class Recipe:
     # with learn_lr: a's hypergradient follows each step's length over about this many steps
     # (``adaloss.steptrace``; math.inf: the whole run); None: this step's alone
     lr_horizon: float | None = None
+    # with learn_lr: the meta-optimizer's rate for a (Adam's step moves log r by about this
+    # much); None: ϕ's, η (``adaloss.steplength``)
+    step_length_meta_lr: float | None = None
     # project ϕ's meta-gradient off the directions that raise L_T on the training batch
     # (True), or drop it where it would raise it ("agree"): ``adaloss.keepfit``
     keep_fit: bool | str = False
@@ -124,6 +127,7 @@ class Recipe:
         check_lr_horizon(self.lr_horizon)
         if self.lr_horizon is not None and not self.learn_lr:
             raise ValueError("lr_horizon is the learned step length's horizon: it needs learn_lr")
+        check_step_length_meta_lr(self.step_length_meta_lr, self.learn_lr)
         if self.learn_lr and self.start != "warm_start":
             raise ValueError(
                 "learn_lr needs start='warm_start': the offline phase (Algorithm 1) learns ϕ alone"
@@ -139,7 +143,9 @@ class Recipe:
         that is on (every named recipe has them off, so they show only when passed)."""
         shown = ["name", "guard", "patience", "after_stop", "handover", "check_every"]
         shown += [
-            k for k in ("check_share", "learn_lr", "lr_horizon", "keep_fit") if getattr(self, k)
+            k
+            for k in ("check_share", "learn_lr", "lr_horizon", "step_length_meta_lr", "keep_fit")
+            if getattr(self, k)
         ]
         return ", ".join(f"{'recipe' if k == 'name' else k}={getattr(self, k)!r}" for k in shown)
 
@@ -215,6 +221,7 @@ def with_arguments(
     learn_lr: bool | str | None = None,
     lr_horizon: float | bool | None = None,
     keep_fit: bool | str | None = None,
+    step_length_meta_lr: float | bool | None = None,
 ) -> Recipe:
     """The recipe as ``MetaLossOptimizer``'s arguments change it: ``None`` keeps the
     recipe's value, ``False`` turns an option off. Every value is checked here, before the
@@ -224,6 +231,8 @@ def with_arguments(
     check_keep_fit(keep_fit)
     if lr_horizon is not False:
         check_lr_horizon(lr_horizon)
+    if step_length_meta_lr is not None and step_length_meta_lr is not False:
+        check_step_length_meta_lr(step_length_meta_lr, True)
     if patience is not None and patience is not False:
         check_patience(patience)
     if handover is not None and handover is not False:
@@ -257,4 +266,9 @@ def with_arguments(
         learn_lr=recipe.learn_lr if learn_lr is None else learn_lr,
         lr_horizon=recipe.lr_horizon if lr_horizon is None else (lr_horizon or None),
         keep_fit=recipe.keep_fit if keep_fit is None else keep_fit,
+        step_length_meta_lr=(
+            recipe.step_length_meta_lr
+            if step_length_meta_lr is None
+            else (step_length_meta_lr or None)
+        ),
     )

@@ -31,6 +31,16 @@ def check_learn_lr(value: object) -> None:
         raise ValueError(f"learn_lr must be one of {LEARN_LR} (or None); got {value!r}")
 
 
+def check_step_length_meta_lr(rate: object, learn_lr: object) -> None:
+    """``step_length_meta_lr`` is None or a finite number > 0, and only with ``learn_lr``."""
+    if rate is None:
+        return
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < float("inf"):
+        raise ValueError(f"step_length_meta_lr must be None or a finite number > 0, got {rate!r}")
+    if not learn_lr:
+        raise ValueError("step_length_meta_lr is the learned step length's rate: it needs learn_lr")
+
+
 class LearnedStepLength:
     """r = exp(a) multiplying the base optimizer's updates; a starts at 0 (r = 1)."""
 
@@ -39,6 +49,14 @@ class LearnedStepLength:
             torch.zeros((), dtype=reference.dtype, device=reference.device)
         )
         self.longer_only = longer_only
+
+    def meta_optimizer(self, phi: list, meta_lr: float, rate: float | None):
+        """Adam over ϕ at ``meta_lr`` and a at ``rate``; None (the caller's one Adam over
+        both at ``meta_lr``) when no rate of its own is asked for."""
+        if rate is None:
+            return None
+        groups = [{"params": phi}] if phi else []
+        return torch.optim.Adam([*groups, {"params": [self.log_factor], "lr": rate}], lr=meta_lr)
 
     @torch.no_grad()
     def project(self) -> None:

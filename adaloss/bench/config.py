@@ -109,6 +109,7 @@ class RunConfig:
     check_share: float | None = None  # None: the recipe's; 0: none; s: kept from ϕ for checks
     learn_lr: bool | str | None = None  # None/False: off; True/"longer": the step's length too
     lr_horizon: float | None = None  # None: the recipe's; K: a's horizon (adaloss.steptrace)
+    step_length_meta_lr: float | None = None  # None: the recipe's; a's own meta rate
     keep_fit: bool | str | None = None  # None: the recipe's; True or "agree": adaloss.keepfit
     init_steps: int = DEFAULT_INIT_STEPS
     init_meta_lr: float = DEFAULT_INIT_META_LR
@@ -162,6 +163,9 @@ class RunConfig:
             key += {True: "_learnlr", "longer": "_learnlonger"}.get(self.learn_lr, "_nolearnlr")
         if self.method == "adalfl" and self.lr_horizon not in (None, recipe.lr_horizon):
             key += f"_lrh{self.lr_horizon:g}"
+        if self.method == "adalfl" and self.step_length_meta_lr is not None:
+            if self.step_length_meta_lr != recipe.step_length_meta_lr:
+                key += f"_slr{self.step_length_meta_lr:g}"
         if self.method == "adalfl" and self.keep_fit not in (None, recipe.keep_fit):
             key += {True: "_keepfit", "agree": "_keepagree"}.get(self.keep_fit, "_nokeepfit")
         offline = self.method != "baseline" and (
@@ -271,6 +275,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr-horizon", type=_horizon_steps, default=None,
                         help="AdaLFL with --learn-lr: the step length's hypergradient over "
                         "about K steps (adaloss.steptrace; inf: the whole run)")  # fmt: skip
+    parser.add_argument("--step-length-meta-lr", type=float, default=None,
+                        help="AdaLFL with --learn-lr: Adam's rate for the step length's log "
+                        "(adaloss.steplength; default: the recipe's, ϕ's η)")  # fmt: skip
     parser.add_argument("--keep-fit", nargs="?", const=True, default=None, type=_keep_fit,
                         help="AdaLFL: project each meta-gradient off the directions that raise "
                         "the task loss on the training batch (adaloss.keepfit; 'agree': drop "
@@ -388,7 +395,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
         for name in (
             "batch_size", "meta_objective", "meta_lr", "recipe", "guard", "horizon",
             "meta_anchor", "patience", "after_stop", "handover", "check_every",
-            "lr_horizon", "keep_fit", "init_steps",
+            "lr_horizon", "step_length_meta_lr", "keep_fit", "init_steps",
             "init_meta_lr",
             "inner_steps", "meta_every", "hypergrad", "eval_every", "snapshot_every",
             "label_noise", "check_fraction", "check_from", "data_dir", "device",

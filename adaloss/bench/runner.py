@@ -174,6 +174,9 @@ def prepare_run(config: RunConfig, make_loss: Callable[[], nn.Module] | None = N
                 # None: off, as the config's key says (the command writes the recipe's in)
                 learn_lr=(config.learn_lr or False) if config.method == "adalfl" else None,
                 lr_horizon=config.lr_horizon if config.method == "adalfl" else None,
+                step_length_meta_lr=(
+                    config.step_length_meta_lr if config.method == "adalfl" else None
+                ),
                 keep_fit=config.keep_fit if config.method == "adalfl" else None,
             )  # fmt: skip
             timeline = LossTimeline(loss, task)
