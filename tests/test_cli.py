@@ -364,6 +364,11 @@ def test_a_run_given_none_of_the_task_settings_takes_the_recipes_under_their_key
     assert keys(*digits, "--learn-lr", "longer")[1] == "adalfl_default_learnlonger"
     assert keys(*digits, "--meta-anchor", "1")[1] == "adalfl_default_anchor1"  # its own Adam
     assert keys("--task", "diabetes", "--recipe", "paper")[1] == "adalfl"
+    rate = ("--step-length-meta-lr", "0.01")
+    assert keys(*digits, *rate)[1] == "adalfl_default_learnlr_slr0.01"
+    assert keys("--task", "crime", "--learn-lr", *rate)[1] == (
+        "adalfl_default_monotone_share0.5_learnlr_slr0.01"
+    )
 
 
 def test_a_config_built_by_hand_runs_what_its_key_says(data_dir):

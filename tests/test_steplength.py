@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -199,3 +200,68 @@ def test_a_loss_without_parameters_learns_the_step_length_alone():
         for _ in range(3):
             assert opt.step(x, y, xv, yv).meta_updated
         assert opt.started and opt.step_factor != 1.0
+
+
+def test_the_step_length_has_its_own_rate_and_phi_keeps_eta():
+    """step_length_meta_lr: Adam steps a at its own rate, ϕ at η. At η itself it is the one
+    Adam of before, bit for bit (Adam's update is per parameter); at 10× η, a moves further
+    and ϕ's first meta step is unchanged."""
+    x, y, xv, yv = data()
+    one, same, fast = (
+        wrapped(),
+        wrapped(step_length_meta_lr=1e-3),
+        wrapped(step_length_meta_lr=1e-2),
+    )
+    assert len(one.meta_optimizer.param_groups) == 1
+    assert [(len(g["params"]), g["lr"]) for g in fast.meta_optimizer.param_groups] == [
+        (len(fast.meta_params) - 1, 1e-3),
+        (1, 1e-2),
+    ]
+    assert fast.meta_optimizer.param_groups[1]["params"][0] is fast.step_length.log_factor
+    for opt in (one, same, fast):
+        opt.step(x, y, xv, yv)
+    for p, q, f in zip(one.meta_params[:-1], same.meta_params[:-1], fast.meta_params[:-1],
+                       strict=True):  # fmt: skip
+        assert torch.equal(p, q) and torch.equal(p, f)  # ϕ: the same step, at η
+    assert one.step_factor == same.step_factor
+    assert abs(math.log(fast.step_factor)) == pytest.approx(
+        10 * abs(math.log(one.step_factor)), rel=1e-6
+    )  # Adam's first step is ±rate: a moved 10× as far
+    for _ in range(3):
+        for opt in (one, same):
+            opt.step(x, y, xv, yv)
+    for p, q in zip(one.model.parameters(), same.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_the_step_length_rate_is_checked_before_anything_and_checkpointed():
+    model = mlp().double()
+    base = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    task = adaloss.Classification(3)
+    with pytest.raises(
+        ValueError, match="step_length_meta_lr is the learned step length's rate: it needs learn_lr"
+    ):
+        adaloss.MetaLossOptimizer(model, base, task, learn_lr=False, step_length_meta_lr=0.1)
+    for wrong in (0, -1e-3, float("inf"), float("nan"), True, "0.1"):
+        with pytest.raises(
+            ValueError, match="step_length_meta_lr must be None or a finite number > 0"
+        ):
+            adaloss.MetaLossOptimizer(model, base, task, step_length_meta_lr=wrong)
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=True))
+    assert not base.state
+    assert "step_length_meta_lr=0.1" in repr(wrapped(step_length_meta_lr=0.1))
+    assert wrapped(step_length_meta_lr=False).recipe.step_length_meta_lr is None
+    x, y, xv, yv = data()
+    opt = wrapped(step_length_meta_lr=0.1)
+    for _ in range(2):
+        opt.step(x, y, xv, yv)
+    state = copy.deepcopy(opt.state_dict())
+    fresh = wrapped(step_length_meta_lr=0.1)
+    fresh.model.load_state_dict(opt.model.state_dict())  # θ is the model's to save
+    fresh.load_state_dict(state)
+    for o in (opt, fresh):
+        o.step(x, y, xv, yv)
+    assert fresh.step_factor == opt.step_factor
+    with pytest.raises(ValueError, match="param_groups|group"):
+        wrapped().load_state_dict(state)  # one Adam group here, two saved
