@@ -89,7 +89,7 @@ METHODS = (
     "plain", "default", "hand-over", "guard1", "frozen", "hand-over-val", "step", "eta1e-4",
     "hand-over-auto", "unchecked", "hand-over-share", "learn-lr",
     "learn-longer", "learn-longer-h200", "keep-fit", "keep-agree", "monotone",
-    "monotone-share", "network",
+    "monotone-share", "network", "slr0.1", "slr0.01",
 )  # fmt: skip
 
 
@@ -175,16 +175,21 @@ def options_for(method: str, task: adaloss.Task) -> dict:
         "learn-longer-h200": {"learn_lr": "longer", "lr_horizon": 200},
         "keep-fit": {"keep_fit": True},
         "keep-agree": {"keep_fit": "agree"},
+        # session 29, on today's default: the step length at its own Adam rate
+        **{f"slr{r:g}": {"learn_lr": True, "step_length_meta_lr": r} for r in (0.1, 0.01)},
     }
+    todays = method == "default" or method.startswith("slr")  # the library's default, as is
     options = options.get(method, {})
-    if isinstance(task, adaloss.Regression) and method != "default":
+    if todays:
+        return options
+    if isinstance(task, adaloss.Regression):
         # every other column was measured before session 28, when the default built
         # LossNetwork on regression too: it names that loss, or the monotone one
         monotone = method in ("monotone", "monotone-share")
         options = {**options, "loss": (LOSSES["monotone" if monotone else "network"])()}
         if method == "monotone-share":
             options["check_share"] = 0.5
-    elif method != "default":  # ... and learned no step length on classification
+    else:  # ... and learned no step length on classification
         options = {"learn_lr": False, **options}
     return options
 

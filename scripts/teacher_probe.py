@@ -64,6 +64,9 @@ CONFIGS = {
     # on regression, that loss with half the validation examples kept for the checks (the
     # default since session 28)
     "monotone-share": {"loss": "monotone", "check_share": 0.5},
+    # session 29: today's default with the step length learned at its own Adam rate (on
+    # regression added to the default's monotone pair)
+    **{f"slr{r:g}": {"learn_lr": True, "step_length_meta_lr": r} for r in (0.1, 0.01)},
 }
 
 

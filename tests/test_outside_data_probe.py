@@ -57,3 +57,7 @@ def test_every_column_but_default_is_its_configuration_of_before_session_28():
     assert built("network", iris) == built("monotone-share", iris) == ("LossNetwork", False, None)
     assert built("learn-lr", iris)[1] is True and built("guard1", iris)[1] is False
     assert built("monotone-share", adaloss.Regression(3)) == ("MonotoneLossNetwork", False, 0.5)
+    # session 29's columns: today's default (on regression its pair) with a's own rate
+    assert built("slr0.1", adaloss.Regression(3)) == ("MonotoneLossNetwork", True, 0.5)
+    assert built("slr0.01", iris) == ("LossNetwork", True, None)
+    assert options_for("slr0.01", iris)["step_length_meta_lr"] == 0.01

@@ -62,3 +62,5 @@ def test_the_columns_of_before_session_28_are_the_default_of_their_time():
     assert built("learn-lr", classification)[1] is True
     assert built("monotone-share", adaloss.Regression(1)) == ("MonotoneLossNetwork", False, 0.5)
     assert built("network", adaloss.Regression(1)) == ("LossNetwork", False, None)
+    assert built("slr0.1", adaloss.Regression(1)) == ("MonotoneLossNetwork", True, 0.5)
+    assert built("slr0.01", classification) == ("LossNetwork", True, None)
